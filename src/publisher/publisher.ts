@@ -1,0 +1,360 @@
+/**
+ * Pipelined JetStream publishing over the core connection.
+ *
+ * Each event is published with `nc.publish(subject, body, { reply, headers })`, the reply
+ * subject being `<inbox>.<index>` under one wildcard subscription `<inbox>.*`; JetStream's
+ * ack comes back there. Up to `window` events may be outstanding; acks are matched to
+ * events by index and counted in order (`ackedCount` = length of the acked prefix).
+ *
+ * No gap, ever: with `expectedLastSeq` (the stream's last sequence when publishing starts),
+ * the event with index i carries `Nats-Expected-Last-Sequence: expectedLastSeq + i`, so
+ * JetStream refuses to store it unless every earlier event of this publisher was stored
+ * right before it. If one event is lost (a leader change mid-window, a dropped connection),
+ * every later one is refused and the publisher fails; the daemon then reads the stream back
+ * and resumes from what it holds. Each message also carries `Nats-Expected-Stream`.
+ *
+ * Failure (the `failed` promise resolves with the first one; the publisher then accepts
+ * nothing more): a JetStream error in an ack (wrong last sequence, …), no responders (503:
+ * no stream for the subject), a duplicate ack (the event was already stored: the caller's
+ * resume position was wrong), an ack with an unexpected sequence, no ack progress for
+ * `ackTimeoutMs` while events are outstanding, a disconnect while events are outstanding
+ * (their acks may be lost), the connection closing, or a checkpoint callback throwing.
+ */
+import { createInbox, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { OutboundEvent } from '../events/envelope.ts';
+
+export interface PublisherOptions {
+  /** Name of the stream that must store the events (sent as `Nats-Expected-Stream`). */
+  stream: string;
+  /** Maximum outstanding (unacknowledged) events before `send` returns false. Default 4096. */
+  window?: number;
+  /** Fail when events are outstanding and no ack arrived for this long. Default 10 s. */
+  ackTimeoutMs?: number;
+  /** The stream's last sequence now; enables `Nats-Expected-Last-Sequence` on every event. */
+  expectedLastSeq?: number;
+}
+
+export interface Publisher {
+  /**
+   * Publishes one event. The event is always taken (unless the publisher has failed or is
+   * closed, which throws); the result tells whether there is room for more: false when the
+   * window is full, and the caller should await `whenRoom()` before sending again.
+   */
+  send(ev: OutboundEvent): boolean;
+  /** Resolves when there is room in the window again; rejects when the publisher fails or closes. */
+  whenRoom(): Promise<void>;
+  /**
+   * Calls `fn` once every event sent before this call is acknowledged, in call order;
+   * synchronously when nothing is outstanding. Never called after a failure.
+   */
+  checkpoint(fn: () => void): void;
+  /** Resolves once everything sent so far is acknowledged; rejects on failure. */
+  flush(): Promise<void>;
+  /** Events acknowledged, counting the in-order prefix only. */
+  readonly ackedCount: number;
+  /** Events sent. */
+  readonly sentCount: number;
+  /** Events sent and not yet acknowledged. */
+  readonly inFlight: number;
+  /** Stream sequence of the last in-order acknowledged event (or `expectedLastSeq`). */
+  readonly lastStreamSeq: number | undefined;
+  /** The failure, once there is one. */
+  readonly error: Error | undefined;
+  /** Resolves (never rejects) with the first failure. */
+  readonly failed: Promise<Error>;
+  /** Stops: unsubscribes, abandons outstanding acks, rejects `whenRoom`/`flush` waiters. */
+  close(): Promise<void>;
+}
+
+export class PublishError extends Error {
+  /** JetStream error code (`err_code`) or NATS status code (503), when there is one. */
+  readonly code: number | undefined;
+  constructor(message: string, code?: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PublishError';
+    this.code = code;
+  }
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+const DEFAULT_WINDOW = 4096;
+const DEFAULT_ACK_TIMEOUT_MS = 10_000;
+
+/** Small ack payloads to text without a TextDecoder round (they are ASCII JSON). */
+function ascii(data: Uint8Array): string {
+  if (data.length < 256) return String.fromCharCode.apply(null, data as unknown as number[]);
+  return new TextDecoder().decode(data);
+}
+
+export function createPublisher(nc: NatsConnection, options: PublisherOptions): Publisher {
+  const stream = options.stream;
+  const window = options.window ?? DEFAULT_WINDOW;
+  const ackTimeoutMs = options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
+  const base = options.expectedLastSeq;
+  if (!Number.isInteger(window) || window < 1) throw new Error(`invalid publish window ${window}`);
+  if (!(ackTimeoutMs > 0)) throw new Error(`invalid ack timeout ${ackTimeoutMs}`);
+  if (base !== undefined && (!Number.isSafeInteger(base) || base < 0)) throw new Error(`invalid expectedLastSeq ${base}`);
+
+  const inbox = createInbox();
+  const inboxPrefixLen = inbox.length + 1;
+  const streamField = `"stream":${JSON.stringify(stream)}`;
+
+  let sent = 0;
+  let acked = 0;
+  let lastStreamSeq: number | undefined = base;
+  /** Acks that arrived ahead of the in-order prefix (not expected from JetStream, but handled). */
+  const ahead = new Set<number>();
+  const checkpoints: Array<{ upTo: number; fn: () => void }> = [];
+  let cpHead = 0;
+  let roomWaiters: Waiter[] = [];
+  const flushWaiters = new Set<Waiter>();
+  const lowWater = Math.max(0, Math.floor((window * 3) / 4) - 1);
+  let lastProgress = 0;
+  let error: Error | undefined;
+  let closed = false;
+  let resolveFailed!: (e: Error) => void;
+  const failed = new Promise<Error>((r) => (resolveFailed = r));
+
+  function fail(e: Error) {
+    if (error || closed) return;
+    error = e;
+    teardown();
+    rejectAll(e);
+    resolveFailed(e);
+  }
+
+  let timer: NodeJS.Timeout | undefined;
+  let statusIter: AsyncIterator<unknown> | undefined;
+  function teardown() {
+    if (timer) clearInterval(timer);
+    timer = undefined;
+    if (!sub.isClosed()) sub.unsubscribe();
+    void statusIter?.return?.();
+    statusIter = undefined;
+  }
+
+  function onAck(index: number, seq: number) {
+    if (index < acked || ahead.has(index) || index >= sent) {
+      fail(new PublishError(`unexpected second ack for event ${index} (stream seq ${seq})`));
+      return;
+    }
+    if (base !== undefined && seq !== base + index + 1) {
+      fail(new PublishError(`event ${index} stored at stream seq ${seq}, expected ${base + index + 1}`));
+      return;
+    }
+    lastProgress = performance.now();
+    if (index !== acked) {
+      ahead.add(index);
+      return;
+    }
+    acked++;
+    lastStreamSeq = seq;
+    while (ahead.size > 0 && ahead.delete(acked)) {
+      acked++;
+      lastStreamSeq = base !== undefined ? base + acked : lastStreamSeq;
+    }
+    progressed();
+  }
+
+  function progressed() {
+    // Checkpoints, in order.
+    while (cpHead < checkpoints.length && checkpoints[cpHead].upTo <= acked && !error && !closed) {
+      const { fn } = checkpoints[cpHead];
+      cpHead++;
+      try {
+        fn();
+      } catch (cause) {
+        fail(new Error('a publisher checkpoint callback threw', { cause }));
+        return;
+      }
+    }
+    if (cpHead === checkpoints.length) {
+      checkpoints.length = 0;
+      cpHead = 0;
+    } else if (cpHead > 1024) {
+      checkpoints.splice(0, cpHead);
+      cpHead = 0;
+    }
+    if (roomWaiters.length > 0 && sent - acked <= lowWater) {
+      const waiters = roomWaiters;
+      roomWaiters = [];
+      for (const w of waiters) w.resolve();
+    }
+  }
+
+  function onReply(msg: Msg) {
+    const index = Number(msg.subject.slice(inboxPrefixLen));
+    if (!Number.isSafeInteger(index)) return; // not one of ours
+    const h = msg.headers;
+    if (h && (h.code >= 400 || h.hasError)) {
+      const why = h.code === 503 ? 'no responders: no JetStream stream stores this subject (or JetStream is unavailable)' : h.description;
+      fail(new PublishError(`event ${index}: ${h.code} ${why}`, h.code));
+      return;
+    }
+    const s = ascii(msg.data);
+    if (s.includes('"error"')) {
+      let code: number | undefined;
+      let description = s;
+      try {
+        const parsed = JSON.parse(s) as { error?: { code?: number; err_code?: number; description?: string } };
+        code = parsed.error?.err_code ?? parsed.error?.code;
+        description = parsed.error?.description ?? s;
+      } catch {
+        /* keep the raw text */
+      }
+      fail(new PublishError(`JetStream refused event ${index}: ${description}${code !== undefined ? ` (${code})` : ''}`, code));
+      return;
+    }
+    const at = s.indexOf('"seq":');
+    const seq = at < 0 ? NaN : parseInt(s.slice(at + 6), 10);
+    if (!Number.isSafeInteger(seq) || !s.includes(streamField)) {
+      fail(new PublishError(`unexpected reply to event ${index}: ${s.slice(0, 200)}`));
+      return;
+    }
+    if (s.includes('"duplicate":true')) {
+      fail(new PublishError(`event ${index} was a duplicate of stream seq ${seq}: it was stored before, so the resume position is wrong`));
+      return;
+    }
+    onAck(index, seq);
+  }
+
+  const sub: Subscription = nc.subscribe(`${inbox}.*`, {
+    callback: (err, msg) => {
+      if (err) fail(new PublishError('ack subscription failed', undefined, { cause: err }));
+      else if (!error && !closed) onReply(msg);
+    },
+  });
+  void sub.closed.then((e) => {
+    if (e) fail(new PublishError('ack subscription closed', undefined, { cause: e }));
+  });
+  void nc.closed().then((e) => fail(new PublishError('NATS connection closed', undefined, e ? { cause: e } : undefined)));
+
+  // Disconnects lose the acks of outstanding events.
+  statusIter = nc.status()[Symbol.asyncIterator]();
+  void (async () => {
+    try {
+      for (;;) {
+        const it = statusIter;
+        if (!it) return;
+        const r = await it.next();
+        if (r.done) return;
+        const st = r.value as { type: string; server?: string };
+        if (st.type === 'disconnect' && sent > acked) {
+          fail(new PublishError(`disconnected from NATS (${st.server ?? '?'}) with ${sent - acked} events unacknowledged`));
+        }
+      }
+    } catch {
+      /* iterator stopped */
+    }
+  })();
+
+  function checkTimeout() {
+    if (error || closed || sent === acked) return;
+    const waited = performance.now() - lastProgress;
+    if (waited > ackTimeoutMs) {
+      fail(new PublishError(`no JetStream ack for ${Math.round(waited)} ms with ${sent - acked} events outstanding (ack timeout ${ackTimeoutMs} ms)`));
+    }
+  }
+
+  function checkpoint(fn: () => void): void {
+    if (error || closed) return;
+    if (sent === acked && cpHead === checkpoints.length) {
+      try {
+        fn();
+      } catch (cause) {
+        fail(new Error('a publisher checkpoint callback threw', { cause }));
+      }
+      return;
+    }
+    checkpoints.push({ upTo: sent, fn });
+  }
+
+  function rejectAll(e: Error) {
+    const waiters = [...roomWaiters, ...flushWaiters];
+    roomWaiters = [];
+    flushWaiters.clear();
+    for (const w of waiters) w.reject(e);
+    checkpoints.length = 0;
+    cpHead = 0;
+  }
+
+  function unusable(): Error {
+    return error
+      ? new PublishError('publisher has failed', undefined, { cause: error })
+      : new PublishError('publisher is closed');
+  }
+
+  return {
+    send(ev: OutboundEvent): boolean {
+      if (error || closed) throw unusable();
+      const index = sent;
+      const h = natsHeaders();
+      for (const [k, v] of ev.headers) h.set(k, v);
+      h.set('Nats-Expected-Stream', stream);
+      if (base !== undefined) h.set('Nats-Expected-Last-Sequence', String(base + index));
+      if (sent === acked) lastProgress = performance.now();
+      try {
+        nc.publish(ev.subject, ev.body, { reply: `${inbox}.${index}`, headers: h });
+      } catch (cause) {
+        const e = new PublishError(`cannot publish event ${ev.msgId} to ${ev.subject}`, undefined, { cause });
+        fail(e);
+        throw e;
+      }
+      sent++;
+      if (!timer) {
+        timer = setInterval(checkTimeout, Math.max(20, Math.min(1000, ackTimeoutMs / 4)));
+        timer.unref();
+      }
+      return sent - acked < window;
+    },
+
+    whenRoom(): Promise<void> {
+      if (error || closed) return Promise.reject(unusable());
+      if (sent - acked < window) return Promise.resolve();
+      return new Promise((resolve, reject) => roomWaiters.push({ resolve, reject }));
+    },
+
+    checkpoint,
+
+    flush(): Promise<void> {
+      if (error || closed) return Promise.reject(unusable());
+      return new Promise<void>((resolve, reject) => {
+        const w: Waiter = { resolve, reject };
+        flushWaiters.add(w);
+        checkpoint(() => {
+          flushWaiters.delete(w);
+          resolve();
+        });
+      });
+    },
+
+    get ackedCount() {
+      return acked;
+    },
+    get sentCount() {
+      return sent;
+    },
+    get inFlight() {
+      return sent - acked;
+    },
+    get lastStreamSeq() {
+      return lastStreamSeq;
+    },
+    get error() {
+      return error;
+    },
+    failed,
+
+    async close(): Promise<void> {
+      if (closed) return;
+      const wasFailed = !!error;
+      closed = true;
+      if (!wasFailed) teardown();
+      rejectAll(new PublishError('publisher is closed'));
+    },
+  };
+}
