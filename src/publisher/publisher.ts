@@ -84,10 +84,14 @@ interface Waiter {
 const DEFAULT_WINDOW = 4096;
 const DEFAULT_ACK_TIMEOUT_MS = 10_000;
 
-/** Small ack payloads to text without a TextDecoder round (they are ASCII JSON). */
-function ascii(data: Uint8Array): string {
-  if (data.length < 256) return String.fromCharCode.apply(null, data as unknown as number[]);
-  return new TextDecoder().decode(data);
+const SEQ_FIELD = /"seq"\s*:\s*(\d+)/;
+const DUPLICATE_FIELD = /"duplicate"\s*:\s*true/;
+const utf8 = new TextDecoder();
+/** Ack payloads to text; they are small and nearly always ASCII, so skip the decoder then. */
+function ackText(data: Uint8Array): string {
+  if (data.length > 512) return utf8.decode(data);
+  for (let i = 0; i < data.length; i++) if (data[i] >= 0x80) return utf8.decode(data);
+  return String.fromCharCode.apply(null, data as unknown as number[]);
 }
 
 export function createPublisher(nc: NatsConnection, options: PublisherOptions): Publisher {
@@ -101,7 +105,9 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
 
   const inbox = createInbox();
   const inboxPrefixLen = inbox.length + 1;
-  const streamField = `"stream":${JSON.stringify(stream)}`;
+  // nats-server writes acks as `{"stream":"S", "seq":N}` (+ `,"duplicate": true`, `"domain"`):
+  // whitespace varies, so match tolerantly instead of byte-exact.
+  const streamField = new RegExp(`"stream"\\s*:\\s*${JSON.stringify(stream).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`);
 
   let sent = 0;
   let acked = 0;
@@ -195,7 +201,7 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
       fail(new PublishError(`event ${index}: ${h.code} ${why}`, h.code));
       return;
     }
-    const s = ascii(msg.data);
+    const s = ackText(msg.data);
     if (s.includes('"error"')) {
       let code: number | undefined;
       let description = s;
@@ -209,13 +215,13 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
       fail(new PublishError(`JetStream refused event ${index}: ${description}${code !== undefined ? ` (${code})` : ''}`, code));
       return;
     }
-    const at = s.indexOf('"seq":');
-    const seq = at < 0 ? NaN : parseInt(s.slice(at + 6), 10);
-    if (!Number.isSafeInteger(seq) || !s.includes(streamField)) {
+    const m = SEQ_FIELD.exec(s);
+    const seq = m ? Number(m[1]) : NaN;
+    if (!Number.isSafeInteger(seq) || !streamField.test(s)) {
       fail(new PublishError(`unexpected reply to event ${index}: ${s.slice(0, 200)}`));
       return;
     }
-    if (s.includes('"duplicate":true')) {
+    if (DUPLICATE_FIELD.test(s)) {
       fail(new PublishError(`event ${index} was a duplicate of stream seq ${seq}: it was stored before, so the resume position is wrong`));
       return;
     }
