@@ -135,11 +135,15 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
 
   let timer: NodeJS.Timeout | undefined;
   let statusIter: AsyncIterator<unknown> | undefined;
+  let statusSource: AsyncIterable<unknown> | undefined;
   function teardown() {
     if (timer) clearInterval(timer);
     timer = undefined;
     if (!sub.isClosed()) sub.unsubscribe();
-    void statusIter?.return?.();
+    // nats.js status iterators stay registered until stopped; a pending next() would hold
+    // return() back, so stop the source itself.
+    (statusSource as { stop?: () => void } | undefined)?.stop?.();
+    statusSource = undefined;
     statusIter = undefined;
   }
 
@@ -240,7 +244,8 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
   void nc.closed().then((e) => fail(new PublishError('NATS connection closed', undefined, e ? { cause: e } : undefined)));
 
   // Disconnects lose the acks of outstanding events.
-  statusIter = nc.status()[Symbol.asyncIterator]();
+  statusSource = nc.status();
+  statusIter = statusSource[Symbol.asyncIterator]();
   void (async () => {
     try {
       for (;;) {
@@ -306,7 +311,11 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
       try {
         nc.publish(ev.subject, ev.body, { reply: `${inbox}.${index}`, headers: h });
       } catch (cause) {
-        const e = new PublishError(`cannot publish event ${ev.msgId} to ${ev.subject}`, undefined, { cause });
+        const e = new PublishError(
+          `cannot publish event ${ev.msgId} to ${ev.subject} (${ev.body.length} bytes body)`,
+          undefined,
+          { cause },
+        );
         fail(e);
         throw e;
       }
