@@ -189,20 +189,27 @@ export function parseTableSubject(
 }
 
 /**
- * Default JetStream stream name for one database: `<prefix>_<db>`, each part escaped as a
- * token but with `_` escaped too (`%5F`) so that the `_` separator is unambiguous, e.g.
- * `walnats_shop`, `walnats_my%5Fdb`, `acme%2Ecdc_shop` (dots of the prefix become `%2E`).
- * The result never contains spaces, `.`, `*`, `>`, `/` or `\`, and different (prefix, db)
- * pairs give different names. Names longer than 200 characters (file store directory names
- * are limited) are cut to 150 characters and suffixed with `%%` and a 128-bit FNV-1a digest
- * of the full name; `%%` never occurs in an uncut name, so cut and uncut names never meet.
+ * Default JetStream stream name for one database: `<prefix>_<db>`, each part kept to
+ * [A-Za-z0-9] with every other byte as `-XX` (UTF-8, upper-case hex), so the `_` separator is
+ * unambiguous: `walnats_shop`, `walnats_my-5Fdb`, `acme-2Ecdc_shop`. No `%`: nats-server
+ * (2.9) formats stream names into its ack subjects with Go's fmt, and a `%` there corrupts
+ * every acknowledgement. Names longer than 200 characters (file store directory names are
+ * limited) are cut to 150 and suffixed with `--` and a 128-bit FNV-1a digest of the full
+ * name; `--` never occurs in an uncut name, so cut and uncut names never meet.
  */
 export function defaultStreamName(prefix: string, db: string): string {
   validatePrefix(prefix);
-  const part = (s: string) => escapeToken(s).replace(/_/g, '%5F');
+  const part = (s: string) => {
+    let out = '';
+    for (const b of encoder.encode(s)) {
+      const alnum = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a);
+      out += alnum ? String.fromCharCode(b) : '-' + b.toString(16).toUpperCase().padStart(2, '0');
+    }
+    return out;
+  };
   const name = `${part(prefix)}_${part(db)}`;
   if (name.length <= 200) return name;
-  return `${name.slice(0, 150)}%%${fnv(name)}`;
+  return `${name.slice(0, 150)}--${fnv(name)}`;
 }
 
 /** 128-bit FNV-1a, hex; deterministic and dependency-free (no node:crypto in pure modules). */

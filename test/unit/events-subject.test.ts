@@ -162,7 +162,7 @@ describe('subjects', () => {
 });
 
 describe('defaultStreamName', () => {
-  const valid = /^[^\s.*>/\\]+$/;
+  const valid = /^[A-Za-z0-9_-]+$/; // no `%`: nats-server formats stream names into ack subjects
   it('is readable for plain names', () => {
     expect(defaultStreamName('walnats', 'shop')).toBe('walnats_shop');
   });

@@ -1,0 +1,11 @@
+/** What the daemon reports to metrics; main.ts binds it to the Prometheus registry. */
+import type { Change } from '../decoder/types.ts';
+
+export interface CdcMetrics {
+  reconnects: { inc(): void };
+  transactions: { inc(): void };
+  confirmedLsn: { set(v: number): void };
+  inFlight: { set(v: number): void };
+  /** One published event; `commitMs` is its commit time for the commit-to-publish lag. */
+  countEvent(change: Change, commitMs: number): void;
+}
