@@ -1,0 +1,444 @@
+/**
+ * Runs what the schema asks for: reads (one statement per operation), mutations (one
+ * transaction per request), change-event subscriptions and live queries, over the current
+ * model. The model and the per-role schemas are swapped atomically when the catalog changes.
+ */
+import { GraphQLError, getNamedType, type GraphQLObjectType, type GraphQLResolveInfo, type OperationDefinitionNode, type SelectionSetNode } from 'graphql/index.js';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { readCatalog } from './catalog.ts';
+import {
+  Channel, EventHub, decodeCursor, encodeCursor, evalBoolExp, lastStreamSeq, needsSql, parseSnapshot, tailTable, visibleIn,
+  type Cursor, type DecodedEvent, type EventOp, type StreamSource, type Tail,
+} from './events.ts';
+import { parseLosslessJson } from './json.ts';
+import { buildModel, type Model, type TableModel } from './model.ts';
+import { compileDelete, compileInsert, compileUpdate, toRow, type ReturningShape, type Row } from './mutate.ts';
+import { adminAccess, checkPermissions, roleAccess, substituteSession, type BoolExp, type PermissionsSpec, type RoleAccess } from './permissions.ts';
+import type { Principal } from './auth.ts';
+import { buildRoleSchema, type Engine, type MutationKind, type RootKind, type RoleSchema } from './schema.ts';
+import { collectFields, ident, jsonObject, newCtx, rootSelect, boolExp, tableRef } from './sql.ts';
+import { runValidator, validatorFor, type Validators } from './validators.ts';
+
+export interface RequestState {
+  principal: Principal;
+  access: RoleAccess;
+  rs: RoleSchema & { model: Model };
+  ops: Map<OperationDefinitionNode, Promise<{ data: Record<string, unknown>; cursor?: string }>>;
+  tx?: { client: pg.PoolClient; failed: boolean };
+}
+
+export interface EngineOptions {
+  pool: pg.Pool;
+  schemas: string[];
+  permissions?: PermissionsSpec;
+  validators: Validators;
+  maxRows: number;
+  introspection: boolean;
+  source: StreamSource;
+  logger: Logger;
+  onDelivery?: (table: string) => void;
+}
+
+export const stateOf = (ctx: unknown): RequestState => {
+  const s = (ctx as { walnats?: RequestState })?.walnats;
+  if (!s) throw new Error('walnats request state missing from the GraphQL context');
+  return s;
+};
+
+interface Payload {
+  op: EventOp;
+  old: Record<string, unknown> | null;
+  new: Record<string, unknown> | null;
+  unchanged: string[];
+  commit_time: string | null;
+  commit_lsn: string | null;
+  seq: number | null;
+  row: Record<string, unknown> | null; // Postgres names, for the client's where
+}
+
+export class GatewayEngine implements Engine {
+  model!: Model;
+  private schemas = new Map<string, RoleSchema & { model: Model }>();
+  private accesses = new Map<string, RoleAccess>();
+  readonly hub: EventHub;
+  /** SQL statements sent for GraphQL operations (BEGIN/COMMIT not counted). */
+  statements = 0;
+  permissionProblems: string[] = [];
+  private projections = new WeakMap<DecodedEvent, Map<string, Promise<Payload | null>>>();
+  activeSubscriptions = 0;
+
+  constructor(private readonly o: EngineOptions) {
+    this.hub = new EventHub(o.source);
+  }
+
+  /** Reads the catalog; swaps model and schemas when it changed. Returns true on a swap. */
+  async refresh(): Promise<boolean> {
+    const cat = await readCatalog(this.o.pool, this.o.schemas);
+    if (this.model && cat.fingerprint === this.model.fingerprint) return false;
+    const model = buildModel(cat, this.o.schemas);
+    const problems = checkPermissions(model, this.o.permissions);
+    // Build the admin schema first: an error here keeps the old model in service.
+    const admin = { ...buildRoleSchema(model, adminAccess(this.o.maxRows), this), model };
+    this.model = model;
+    this.schemas = new Map([['admin', admin]]);
+    this.accesses = new Map();
+    this.permissionProblems = problems;
+    return true;
+  }
+
+  access(p: Principal): RoleAccess {
+    if (p.admin) return adminAccess(this.o.maxRows);
+    let a = this.accesses.get(p.role);
+    if (!a) {
+      a = roleAccess(this.model, this.o.permissions, p.role, { introspection: this.o.introspection, maxRows: this.o.maxRows }) ?? {
+        role: p.role, admin: false, introspection: false, maxRows: this.o.maxRows, table: () => undefined,
+      };
+      this.accesses.set(p.role, a);
+    }
+    return a;
+  }
+
+  roleSchema(p: Principal): RoleSchema & { model: Model } {
+    const key = p.admin ? 'admin' : p.role;
+    let s = this.schemas.get(key);
+    if (!s) {
+      const model = this.model;
+      s = { ...buildRoleSchema(model, this.access(p), this), model };
+      this.schemas.set(key, s);
+    }
+    return s;
+  }
+
+  newState(p: Principal): RequestState {
+    return { principal: p, access: this.access(p), rs: this.roleSchema(p), ops: new Map() };
+  }
+
+  // ── SQL ──────────────────────────────────────────────────────────────────────────
+
+  private async exec(st: RequestState, text: string, params: unknown[]): Promise<pg.QueryResult> {
+    this.statements++;
+    try {
+      return st.tx ? await st.tx.client.query(text, params) : await this.o.pool.query(text, params);
+    } catch (e) {
+      throw pgError(e);
+    }
+  }
+
+  async query(tm: TableModel, kind: RootKind, ctx: unknown, info: GraphQLResolveInfo): Promise<unknown> {
+    void tm; void kind;
+    const r = await this.read(stateOf(ctx), info);
+    return r.data[info.path.key as string];
+  }
+
+  async cursor(ctx: unknown, info: GraphQLResolveInfo): Promise<string> {
+    const r = await this.read(stateOf(ctx), info);
+    return r.cursor!;
+  }
+
+  private read(st: RequestState, info: GraphQLResolveInfo) {
+    let p = st.ops.get(info.operation);
+    if (!p) {
+      p = this.runRead(st, info);
+      st.ops.set(info.operation, p);
+    }
+    return p;
+  }
+
+  private async runRead(st: RequestState, info: GraphQLResolveInfo) {
+    const c = newCtx(st.rs.model, st.access, st.principal.session, info.fragments, info.variableValues);
+    const root = info.schema.getQueryType()!;
+    const sets = [info.operation.selectionSet];
+    const pairs = rootSelect(c, root, sets, (n) => st.rs.roots.get(n));
+    const wantsCursor = collectFields(c, root, sets).some((f) => f.name === 'walnats_cursor');
+    // The stream position is read before the statement's snapshot is taken: every change
+    // missing from the data is stored after it (see docs/gateway.md for the fine print).
+    const seq = wantsCursor ? await lastStreamSeq(this.o.source) : 0;
+    const sql = `SELECT ${jsonObject(pairs)}::text AS data${wantsCursor ? ', pg_current_snapshot()::text AS snap' : ''}`;
+    const res = await this.exec(st, sql, c.params);
+    const row = res.rows[0];
+    return {
+      data: parseLosslessJson(row.data) as Record<string, unknown>,
+      cursor: wantsCursor ? encodeCursor({ seq, snap: parseSnapshot(row.snap) }) : undefined,
+    };
+  }
+
+  // ── mutations ────────────────────────────────────────────────────────────────────
+
+  async mutate(tm: TableModel, kind: MutationKind, args: Record<string, unknown>, ctx: unknown, info: GraphQLResolveInfo): Promise<unknown> {
+    const st = stateOf(ctx);
+    if (st.tx?.failed) throw new GraphQLError('not run: an earlier mutation of this request failed');
+    if (!st.tx) {
+      const client = await this.o.pool.connect();
+      st.tx = { client, failed: false };
+      try {
+        await client.query('BEGIN');
+      } catch (e) {
+        st.tx.failed = true;
+        throw pgError(e);
+      }
+    }
+    try {
+      return await this.runMutation(st, tm, kind, args, info);
+    } catch (e) {
+      st.tx.failed = true;
+      throw e;
+    }
+  }
+
+  private async runMutation(st: RequestState, tm: TableModel, kind: MutationKind, args: Record<string, unknown>, info: GraphQLResolveInfo) {
+    const single = kind.endsWith('_one') || kind.endsWith('_by_pk');
+    const shape: ReturningShape = {
+      type: getNamedType(info.returnType) as GraphQLObjectType,
+      sets: info.fieldNodes.map((n) => n.selectionSet).filter((s): s is SelectionSetNode => !!s),
+      single,
+    };
+    if (getNamedType(info.returnType).name === 'String') shape.sets = []; // no select permission: nothing to return
+    const c = newCtx(st.rs.model, st.access, st.principal.session, info.fragments, info.variableValues);
+    const v = validatorFor(this.o.validators, tm.schema, tm.name, this.o.schemas[0]);
+    const vctx = (op: 'insert' | 'update' | 'delete', extra: object = {}) => ({ op, schema: tm.schema, table: tm.name, role: st.principal.role, session: st.principal.session, ...extra });
+    let sql: string;
+    if (kind === 'insert' || kind === 'insert_one') {
+      let rows = (kind === 'insert' ? (args.objects as Record<string, unknown>[]) : [args.object as Record<string, unknown>]).map((o) => toRow(tm, o));
+      if (rows.length === 0) return { affected_rows: 0, returning: [] };
+      if (v?.insert) rows = await Promise.all(rows.map((r) => runValidator<Row>(() => v.insert!(r, vctx('insert')), r)));
+      sql = compileInsert(c, tm, rows, args.on_conflict as Record<string, unknown> | undefined, shape);
+    } else if (kind === 'update' || kind === 'update_by_pk') {
+      let set = toRow(tm, args._set as Record<string, unknown>);
+      const inc = toRow(tm, args._inc as Record<string, unknown>);
+      const pk = kind === 'update_by_pk' ? toRow(tm, args.pk_columns as Record<string, unknown>) : null;
+      const where = kind === 'update' ? (args.where as BoolExp) : null;
+      if (v?.update) set = await runValidator<Row>(() => v.update!(set, vctx('update', { inc, where, pk })), set);
+      sql = compileUpdate(c, tm, where, pk, set, inc, shape);
+    } else {
+      const pk = kind === 'delete_by_pk' ? toRow(tm, args) : null;
+      const where = kind === 'delete' ? (args.where as BoolExp) : null;
+      if (v?.delete) await runValidator(() => v.delete!(vctx('delete', { where, pk })), null);
+      sql = compileDelete(c, tm, where, pk, shape);
+    }
+    const res = await this.exec(st, sql, c.params);
+    const out = parseLosslessJson(res.rows[0].data) as { row: unknown; affected_rows: number; check_failed: number };
+    if (out.check_failed > 0) {
+      throw new GraphQLError(`check constraint of an ${kind.startsWith('insert') ? 'insert' : 'update'} permission has failed`, { extensions: { code: 'permission-error' } });
+    }
+    if (shape.type.name === 'String') return null;
+    return out.row;
+  }
+
+  /** Ends the request's transaction: commit when everything succeeded. */
+  async finishTransaction(st: RequestState, ok: boolean): Promise<Error | null> {
+    const tx = st.tx;
+    if (!tx) return null;
+    st.tx = undefined;
+    try {
+      await tx.client.query(ok && !tx.failed ? 'COMMIT' : 'ROLLBACK');
+      tx.client.release();
+      return null;
+    } catch (e) {
+      tx.client.release(e as Error);
+      return pgError(e);
+    }
+  }
+
+  // ── subscriptions: change events ────────────────────────────────────────────────
+
+  async subscribeEvents(tm: TableModel, args: Record<string, unknown>, ctx: unknown, info: GraphQLResolveInfo): Promise<AsyncIterator<unknown>> {
+    void info;
+    const st = stateOf(ctx);
+    const where = (args.where as BoolExp) ?? null;
+    if (needsSql(tm, where, 'graphql')) throw new GraphQLError('filters across relationships are not supported on change events; filter on columns');
+    const ops = args.ops as EventOp[] | undefined;
+    const from: Cursor | null = args.from != null ? decodeCursor(args.from as string) : null;
+    let stop: (() => void) | undefined;
+    const ch = new Channel<unknown>(() => {
+      stop?.();
+      this.activeSubscriptions--;
+    });
+    this.activeSubscriptions++;
+    let chain = Promise.resolve();
+    const onEvent = (e: DecodedEvent) => {
+      chain = chain.then(async () => {
+        if (ch.closed) return;
+        if (e.schema !== tm.schema || e.table !== tm.name) return;
+        if (ops && ops.length && !ops.includes(e.op)) return;
+        if (from?.snap && e.txid != null && visibleIn(from.snap, e.txid)) return; // already in the data read
+        const p = await this.project(st, tm, e);
+        if (!p) return;
+        if (where && e.op !== 'TRUNCATE' && !(p.row && evalBoolExp(tm, p.row, where, 'graphql'))) return;
+        const { row: _row, ...out } = p;
+        void _row;
+        this.o.onDelivery?.(tm.key);
+        ch.push({ ...out, cursor: encodeCursor({ seq: e.streamSeq, snap: from?.snap }) });
+      }).catch((err) => ch.fail(err));
+    };
+    const onError = (err: unknown) => {
+      this.o.logger.warn({ err, table: tm.key }, 'event stream failed');
+      ch.fail(new GraphQLError('event stream unavailable', { extensions: { code: 'stream-error' } }));
+    };
+    try {
+      if (from) {
+        const tail: Tail = await tailTable(this.o.source, tm.schema, tm.name, from.seq + 1, onEvent, onError);
+        stop = () => tail.stop();
+      } else {
+        stop = await this.hub.subscribe(tm.schema, tm.name, onEvent, onError);
+      }
+    } catch (err) {
+      ch.return();
+      this.o.logger.warn({ err, table: tm.key }, 'cannot read the event stream');
+      throw new GraphQLError('event stream unavailable', { extensions: { code: 'stream-error' } });
+    }
+    if (ch.closed) stop();
+    return ch;
+  }
+
+  /**
+   * The role's view of one event: row filter checked (on the old row for deletes), columns
+   * projected. Computed once per event and role/session filter, shared by all subscribers.
+   */
+  private project(st: RequestState, tm: TableModel, e: DecodedEvent): Promise<Payload | null> {
+    const sel = st.access.table(tm.key)?.select;
+    if (!sel) return Promise.resolve(null);
+    const filter = sel.filter ? substituteSession(sel.filter, st.principal.session) : null;
+    const key = `${st.principal.admin ? '*admin' : st.principal.role}|${JSON.stringify(filter)}`;
+    let m = this.projections.get(e);
+    if (!m) this.projections.set(e, (m = new Map()));
+    let p = m.get(key);
+    if (!p) {
+      p = this.computeProjection(st, tm, e, filter, sel.columns);
+      m.set(key, p);
+    }
+    return p;
+  }
+
+  private async computeProjection(st: RequestState, tm: TableModel, e: DecodedEvent, filter: BoolExp | null, columns: Set<string>): Promise<Payload | null> {
+    const row = e.op === 'DELETE' ? e.before : e.op === 'TRUNCATE' ? null : e.after ? { ...(e.before ?? {}), ...e.after } : null;
+    const passes = async (r: Record<string, unknown> | null) => {
+      if (!filter) return true;
+      if (!r) return false;
+      return needsSql(tm, filter, 'permission') ? this.sqlCheck(st, tm, r, filter) : evalBoolExp(tm, r, filter, 'permission');
+    };
+    if (e.op !== 'TRUNCATE' && !(await passes(row))) return null;
+    const proj = (r: Record<string, unknown> | null) => {
+      if (!r) return null;
+      const o: Record<string, unknown> = {};
+      for (const c of tm.columns) if (columns.has(c.name) && c.name in r) o[c.gql] = r[c.name];
+      return o;
+    };
+    const oldVisible = e.op === 'DELETE' ? true : e.before ? await passes(e.before) : false;
+    return {
+      op: e.op,
+      old: oldVisible ? proj(e.before) : null,
+      new: e.op === 'DELETE' ? null : proj(e.after),
+      unchanged: e.unchanged.filter((n) => columns.has(n)).map((n) => tm.colByPg.get(n)?.gql ?? n),
+      commit_time: e.commitTime,
+      commit_lsn: e.commitLsn,
+      seq: e.seq,
+      row,
+    };
+  }
+
+  /** Row filters that cross relationships: evaluated by Postgres on the event's row. */
+  private async sqlCheck(st: RequestState, tm: TableModel, row: Record<string, unknown>, filter: BoolExp): Promise<boolean> {
+    const c = newCtx(st.rs.model, adminAccess(this.o.maxRows), st.principal.session);
+    const p = `$${c.params.push(JSON.stringify(row))}`;
+    const cond = boolExp(c, tm, '_e', filter, 'permission');
+    try {
+      const r = await this.o.pool.query(`SELECT coalesce(${cond}, false) AS ok FROM json_populate_record(NULL::${tableRef(tm)}, ${p}::json) _e`, c.params);
+      return r.rows[0]?.ok === true;
+    } catch (err) {
+      this.o.logger.warn({ err, table: tm.key }, 'row filter check of an event failed: event withheld');
+      return false;
+    }
+  }
+
+  // ── subscriptions: live queries ─────────────────────────────────────────────────
+
+  async subscribeLive(tm: TableModel, kind: RootKind, args: Record<string, unknown>, ctx: unknown, info: GraphQLResolveInfo): Promise<AsyncIterator<unknown>> {
+    void tm; void kind; void args;
+    const st = stateOf(ctx);
+    const c = newCtx(st.rs.model, st.access, st.principal.session, info.fragments, info.variableValues);
+    const root = info.parentType;
+    const pairs = rootSelect(c, root, [info.operation.selectionSet], (n) => st.rs.roots.get(n)).filter(([k]) => k === info.path.key);
+    const sql = `SELECT ${jsonObject(pairs)}::text AS data`;
+    const params = c.params;
+    const tables = [...c.tablesRead];
+    const unsubs: Array<() => void> = [];
+    const ch = new Channel<unknown>(() => {
+      for (const u of unsubs) u();
+      this.activeSubscriptions--;
+    }, true);
+    this.activeSubscriptions++;
+    let running = false;
+    let dirty = true;
+    let last: string | undefined;
+    const run = async () => {
+      if (running) return;
+      running = true;
+      try {
+        while (dirty && !ch.closed) {
+          dirty = false;
+          await new Promise((r) => setImmediate(r)); // let a burst of events coalesce
+          const res = await this.exec(st, sql, params);
+          const text = res.rows[0].data as string;
+          if (text !== last && !ch.closed) {
+            last = text;
+            ch.push((parseLosslessJson(text) as Record<string, unknown>)[info.path.key as string]);
+            this.o.onDelivery?.(tm.key);
+          }
+        }
+      } catch (err) {
+        ch.fail(err);
+      } finally {
+        running = false;
+      }
+    };
+    const onEvent = () => {
+      dirty = true;
+      void run();
+    };
+    const onError = (err: unknown) => {
+      this.o.logger.warn({ err }, 'live query: event stream failed');
+      ch.fail(new GraphQLError('event stream unavailable', { extensions: { code: 'stream-error' } }));
+    };
+    try {
+      for (const key of tables) {
+        const [schema, ...rest] = splitKey(st.rs.model, key);
+        unsubs.push(await this.hub.subscribe(schema, rest.join('.'), onEvent, onError));
+      }
+    } catch (err) {
+      ch.return();
+      this.o.logger.warn({ err }, 'live query: cannot read the event stream');
+      throw new GraphQLError('event stream unavailable', { extensions: { code: 'stream-error' } });
+    }
+    void run();
+    return ch;
+  }
+
+  close(): void {
+    this.hub.close();
+  }
+}
+
+function splitKey(model: Model, key: string): [string, string] {
+  const t = model.byKey.get(key);
+  if (t) return [t.schema, t.name];
+  const i = key.indexOf('.');
+  return [key.slice(0, i), key.slice(i + 1)];
+}
+
+/** Postgres errors a client should see (constraint, data, timeout); the rest stays masked. */
+export function pgError(e: unknown): Error {
+  if (e instanceof GraphQLError) return e;
+  const code = (e as { code?: string })?.code;
+  const msg = (e as Error)?.message ?? String(e);
+  if (typeof code === 'string') {
+    if (code.startsWith('23')) return new GraphQLError(msg, { extensions: { code: 'constraint-violation', pg: code } });
+    if (code.startsWith('22')) return new GraphQLError(msg, { extensions: { code: 'data-exception', pg: code } });
+    if (code === '57014') return new GraphQLError('statement timeout', { extensions: { code: 'statement-timeout' } });
+    if (code === '42501') return new GraphQLError(msg, { extensions: { code: 'permission-error', pg: code } });
+    if (code === '40001' || code === '40P01') return new GraphQLError(msg, { extensions: { code: 'serialization-failure', pg: code } });
+  }
+  return e instanceof Error ? e : new Error(msg);
+}
+
+export { ident };

@@ -1,0 +1,359 @@
+/**
+ * walnats gateway: a GraphQL server interpreted from the Postgres catalog at run time.
+ * HTTP (GraphiQL, queries, mutations, SSE subscriptions) through graphql-yoga, and
+ * graphql-ws over `ws`. See docs/gateway.md.
+ */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { createYoga, type Plugin } from 'graphql-yoga';
+import { GraphQLError, NoSchemaIntrospectionCustomRule, type ExecutionArgs, type ValidationRule, Kind, type ASTNode } from 'graphql/index.js';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer, type WebSocket } from 'ws';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Registry } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
+import { escapeToken } from '../events/subject.ts';
+import { AuthError, Authenticator, authConfigured, lowerHeaders, type JwtOptions, type Principal } from './auth.ts';
+import { GatewayEngine, stateOf, type RequestState } from './engine.ts';
+import type { NameMappingReport } from './model.ts';
+import { loadPermissionsFile, validatePermissions, type PermissionsSpec } from './permissions.ts';
+import { loadValidators } from './validators.ts';
+
+export type { NameMappingReport } from './model.ts';
+export type { PermissionsSpec } from './permissions.ts';
+export { loadPermissionsFile } from './permissions.ts';
+
+export interface GatewayOptions {
+  pgUrl: string;
+  nc: NatsConnection;
+  stream: string;
+  subjectPrefix: string;
+  database: string;
+  schemas: string[];
+  adminSecret?: string;
+  jwt?: JwtOptions;
+  anonymousRole?: string;
+  /** Parsed permissions, or the path of a YAML/JSON permissions file. */
+  permissions?: PermissionsSpec | string;
+  validatorsDir?: string;
+  maxDepth: number;
+  maxRows: number;
+  statementTimeoutMs: number;
+  introspection: boolean;
+  production: boolean;
+  logger: Logger;
+  metrics?: { registry: Registry };
+  /** Catalog polling interval (fallback for schema changes that emit no CDC schema event); 0 = off. Default 30 s. */
+  catalogPollMs?: number;
+  /** Connections of the gateway's Postgres pool. Default 10. */
+  poolSize?: number;
+}
+
+export interface GatewayReport extends NameMappingReport {
+  permissionProblems: string[];
+}
+
+export interface Gateway {
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  attachWebSocket(server: Server, path?: string): void;
+  ready(): boolean;
+  report(): GatewayReport;
+  /** Re-reads the catalog now; true when the schema was swapped. */
+  refresh(): Promise<boolean>;
+  /** Counters for tests and diagnostics. */
+  stats(): { statements: number; subscriptions: number; schemaVersion: number };
+  close(): Promise<void>;
+}
+
+export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
+  const log = opts.logger.child({ component: 'gateway' });
+  const auth = new Authenticator({ adminSecret: opts.adminSecret, jwt: opts.jwt, anonymousRole: opts.anonymousRole });
+  if (!authConfigured({ adminSecret: opts.adminSecret, jwt: opts.jwt })) {
+    if (opts.production) throw new Error('gateway: no authentication configured (admin_secret, jwt_secret, jwt_public_key or jwt_jwks_url) and NODE_ENV=production: refusing to start an open gateway');
+    log.warn('GATEWAY IS OPEN: no admin secret or JWT configured, every request has the admin role. Set admin_secret and/or jwt_* before exposing it.');
+  }
+  let permissions: PermissionsSpec | undefined;
+  if (typeof opts.permissions === 'string') permissions = loadPermissionsFile(opts.permissions);
+  else if (opts.permissions) {
+    const problems = validatePermissions(opts.permissions);
+    if (problems.length) throw new Error(`permissions:\n  ${problems.join('\n  ')}`);
+    permissions = opts.permissions;
+  }
+  const validators = await loadValidators(opts.validatorsDir);
+
+  const pool = new pg.Pool({
+    connectionString: opts.pgUrl,
+    max: opts.poolSize ?? 10,
+    statement_timeout: opts.statementTimeoutMs || undefined,
+    options: '-c TimeZone=UTC -c IntervalStyle=iso_8601 -c DateStyle=ISO,YMD -c extra_float_digits=1',
+    application_name: 'walnats-gateway',
+  });
+  pool.on('error', (err) => log.warn({ err }, 'idle Postgres connection failed'));
+
+  const m = opts.metrics?.registry;
+  const metric = <T>(f: () => T): T | undefined => {
+    try {
+      return m ? f() : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const deliveries = metric(() => new Counter({ name: 'walnats_gateway_deliveries_total', help: 'Subscription results sent', labelNames: ['table'], registers: [m!] }));
+  const requests = metric(() => new Counter({ name: 'walnats_gateway_operations_total', help: 'GraphQL operations', labelNames: ['type'], registers: [m!] }));
+
+  const engine = new GatewayEngine({
+    pool,
+    schemas: opts.schemas,
+    permissions,
+    validators,
+    maxRows: opts.maxRows,
+    introspection: opts.introspection,
+    source: { nc: opts.nc, stream: opts.stream, prefix: opts.subjectPrefix, database: opts.database, logger: log },
+    logger: log,
+    onDelivery: (t) => deliveries?.inc({ table: t }),
+  });
+  metric(() => new Gauge({ name: 'walnats_gateway_subscriptions', help: 'Open GraphQL subscriptions', registers: [m!], collect() { this.set(engine.activeSubscriptions); } }));
+
+  let version = 0;
+  const logReport = () => {
+    const r = engine.model.report;
+    log.info({ tables: r.tables, mappings: r.mappings, collisions: r.collisions, skipped: r.skipped }, `gateway schema v${version}: ${r.tables} tables and views, ${r.mappings.filter((x) => x.kind !== 'relationship').length} renamed, ${r.collisions.length} collisions, ${r.skipped.length} skipped`);
+    for (const c of r.collisions) log.warn({ collision: c }, `name collision: ${c.wanted} wanted ${c.name} (taken by ${c.claimedBy}); exposed as ${c.resolvedAs}`);
+    for (const p of engine.permissionProblems) log.warn(`permissions: ${p}`);
+  };
+  await engine.refresh();
+  version = 1;
+  logReport();
+
+  // Schema changes: CDC schema events, with catalog polling as the fallback.
+  let refreshing: Promise<boolean> | null = null;
+  let again = false;
+  const refresh = async (): Promise<boolean> => {
+    if (refreshing) {
+      again = true;
+      return refreshing;
+    }
+    refreshing = (async () => {
+      let swapped = false;
+      do {
+        again = false;
+        try {
+          if (await engine.refresh()) {
+            swapped = true;
+            version++;
+            logReport();
+          }
+        } catch (err) {
+          log.error({ err }, 'schema refresh failed; the previous schema stays in service');
+        }
+      } while (again);
+      return swapped;
+    })().finally(() => (refreshing = null));
+    return refreshing;
+  };
+  let schemaSub: Subscription | undefined;
+  try {
+    schemaSub = opts.nc.subscribe(`${opts.subjectPrefix}.${escapeToken(opts.database)}.$schema.>`, {
+      callback: () => {
+        void refresh();
+      },
+    });
+  } catch (err) {
+    log.warn({ err }, 'cannot subscribe to schema events; relying on catalog polling');
+  }
+  const pollMs = opts.catalogPollMs ?? 30_000;
+  const poll = pollMs > 0 ? setInterval(() => void refresh(), pollMs) : undefined;
+  poll?.unref();
+
+  // ── yoga ──────────────────────────────────────────────────────────────────────────
+  const principals = new WeakMap<Request, Principal>();
+  const authenticate = async (headers: Record<string, string | undefined>) => auth.authenticate(headers);
+
+  const useLimits = (): Plugin => ({
+    onValidate({ addValidationRule, context }) {
+      const st = (context as { walnats?: RequestState }).walnats;
+      addValidationRule(depthRule(opts.maxDepth));
+      if (st && !st.access.introspection) addValidationRule(NoSchemaIntrospectionCustomRule);
+    },
+  });
+  const useMutationTransaction = (): Plugin => ({
+    onExecute({ args }) {
+      requests?.inc({ type: operationType(args) });
+      return {
+        async onExecuteDone({ result, setResult }) {
+          const st = (args.contextValue as { walnats?: RequestState }).walnats;
+          if (!st?.tx) return;
+          const r = result as { errors?: readonly GraphQLError[] };
+          const failed = !!r.errors?.length;
+          const err = await engine.finishTransaction(st, !failed);
+          if (failed) setResult({ data: null, errors: r.errors });
+          else if (err) setResult({ data: null, errors: [err instanceof GraphQLError ? err : new GraphQLError('commit failed')] });
+        },
+      };
+    },
+  });
+
+  const yoga = createYoga<{ req: IncomingMessage; res: ServerResponse }>({
+    graphqlEndpoint: '/graphql',
+    landingPage: false,
+    graphiql: { title: 'walnats', subscriptionsProtocol: 'WS' },
+    logging: false,
+    maskedErrors: {
+      isDev: false,
+      maskError(error, message) {
+        const orig = (error as GraphQLError).originalError ?? error;
+        if (orig instanceof GraphQLError) return error as GraphQLError;
+        if (error instanceof GraphQLError && !error.originalError) return error;
+        log.error({ err: orig }, 'unexpected error in a GraphQL request');
+        return new GraphQLError(message, { nodes: (error as GraphQLError).nodes, path: (error as GraphQLError).path });
+      },
+    },
+    schema: async ({ request }) => {
+      const p = await authenticate(lowerHeaders(request.headers));
+      principals.set(request, p);
+      return engine.roleSchema(p).schema;
+    },
+    context: ({ request }) => {
+      const p = principals.get(request);
+      if (!p) throw new AuthError('authentication required');
+      return { walnats: engine.newState(p) };
+    },
+    plugins: [useLimits(), useMutationTransaction()],
+  });
+
+  // ── graphql-ws ────────────────────────────────────────────────────────────────────
+  const wss = new WebSocketServer({ noServer: true });
+  const sockets = new Set<WebSocket>();
+  useServer<Record<string, unknown>, { principal?: Principal; timer?: NodeJS.Timeout }>(
+    {
+      execute: (args: ExecutionArgs) => (args.rootValue as { execute: (a: ExecutionArgs) => unknown }).execute(args) as never,
+      subscribe: (args: ExecutionArgs) => (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never,
+      onConnect: async (ctx) => {
+        const req = (ctx.extra as unknown as { request: IncomingMessage }).request;
+        const params = (ctx.connectionParams ?? {}) as Record<string, unknown>;
+        const headers = {
+          ...lowerHeaders(req.headers as Record<string, unknown>),
+          ...lowerHeaders((params.headers as Record<string, unknown>) ?? {}),
+          ...lowerHeaders(params),
+        };
+        try {
+          const p = await authenticate(headers);
+          const extra = ctx.extra as unknown as { principal?: Principal; timer?: NodeJS.Timeout; socket: WebSocket };
+          extra.principal = p;
+          if (p.expiresAt) {
+            extra.timer = setTimeout(() => extra.socket.close(4403, 'Forbidden: token expired'), Math.max(0, p.expiresAt - Date.now()));
+            extra.timer.unref?.();
+          }
+          return true;
+        } catch (e) {
+          log.info({ reason: (e as Error).message }, 'websocket connection refused');
+          return false;
+        }
+      },
+      onClose: (ctx) => {
+        const extra = ctx.extra as unknown as { timer?: NodeJS.Timeout };
+        if (extra.timer) clearTimeout(extra.timer);
+      },
+      onSubscribe: async (ctx, _id, payload) => {
+        const extra = ctx.extra as unknown as { principal: Principal; request: IncomingMessage; socket: WebSocket };
+        const p = extra.principal;
+        if (p.expiresAt && p.expiresAt <= Date.now()) {
+          extra.socket.close(4403, 'Forbidden: token expired');
+          return [new GraphQLError('token expired')];
+        }
+        const state = engine.newState(p);
+        const enveloped = yoga.getEnveloped({ ...ctx, req: extra.request, socket: extra.socket, params: payload, walnats: state });
+        const schema = state.rs.schema; // explicit: the per-role, current schema
+        let document;
+        try {
+          document = enveloped.parse(payload.query);
+        } catch (e) {
+          return [e instanceof GraphQLError ? e : new GraphQLError('syntax error')];
+        }
+        const errors = enveloped.validate(schema, document);
+        if (errors.length) return errors;
+        const contextValue = await enveloped.contextFactory();
+        return {
+          schema,
+          document,
+          operationName: payload.operationName,
+          variableValues: payload.variables,
+          contextValue: { ...contextValue, walnats: state },
+          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
+        } as ExecutionArgs;
+      },
+    },
+    wss,
+  );
+  wss.on('connection', (s) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+
+  let closed = false;
+  const servers = new Set<Server>();
+  return {
+    handle(req, res) {
+      void yoga(req, res);
+    },
+    attachWebSocket(server, path = '/graphql') {
+      servers.add(server);
+      server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        const url = new URL(req.url ?? '/', 'http://x');
+        if (url.pathname !== path) return;
+        wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+      });
+    },
+    ready: () => !closed && !!engine.model,
+    report: () => ({ ...engine.model.report, permissionProblems: engine.permissionProblems }),
+    refresh,
+    stats: () => ({ statements: engine.statements, subscriptions: engine.activeSubscriptions, schemaVersion: version }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (poll) clearInterval(poll);
+      schemaSub?.unsubscribe();
+      for (const s of sockets) s.close(1001, 'gateway shutting down');
+      await new Promise<void>((r) => wss.close(() => r()));
+      engine.close();
+      await refreshing?.catch(() => {});
+      await pool.end();
+    },
+  };
+}
+
+function operationType(args: ExecutionArgs): string {
+  const op = args.document.definitions.find((d) => d.kind === Kind.OPERATION_DEFINITION && (!args.operationName || d.name?.value === args.operationName));
+  return (op as { operation?: string } | undefined)?.operation ?? 'unknown';
+}
+
+/** Rejects documents nested deeper than `max` (fragments followed). */
+export function depthRule(max: number): ValidationRule {
+  return (context) => {
+    const fragments = new Map(context.getDocument().definitions.flatMap((d) => (d.kind === Kind.FRAGMENT_DEFINITION ? [[d.name.value, d] as const] : [])));
+    const depth = (node: ASTNode, seen: Set<string>): number => {
+      if (node.kind === Kind.FIELD) {
+        if (node.name.value.startsWith('__')) return 0;
+        return node.selectionSet ? 1 + depth(node.selectionSet, seen) : 1;
+      }
+      if (node.kind === Kind.SELECTION_SET) return Math.max(0, ...node.selections.map((s) => depth(s, seen)));
+      if (node.kind === Kind.INLINE_FRAGMENT) return depth(node.selectionSet, seen);
+      if (node.kind === Kind.FRAGMENT_SPREAD) {
+        const f = fragments.get(node.name.value);
+        if (!f || seen.has(f.name.value)) return 0;
+        return depth(f.selectionSet, new Set([...seen, f.name.value]));
+      }
+      return 0;
+    };
+    return {
+      OperationDefinition(op) {
+        const d = depth(op.selectionSet, new Set());
+        if (d > max) context.reportError(new GraphQLError(`query depth ${d} exceeds the limit of ${max}`, { nodes: [op], extensions: { code: 'depth-limit' } }));
+      },
+    };
+  };
+}
+
+export { stateOf };

@@ -1,0 +1,121 @@
+/**
+ * Mutations → one parameterized statement each: the write in a CTE, then `affected_rows`,
+ * `returning` (with relationships, through the role's select filter) and the permission
+ * check built as JSON in the same statement.
+ */
+import { GraphQLError, GraphQLObjectType, getNamedType, type SelectionSetNode } from 'graphql/index.js';
+import type { ColumnModel, TableModel } from './model.ts';
+import { substituteSession, type BoolExp } from './permissions.ts';
+import { boolExp, collectFields, ident, jsonObject, param, rowJson, selectFilter, tableRef, toParam, type CompileCtx } from './sql.ts';
+
+export type Row = Record<string, unknown>; // Postgres column names
+
+export interface ReturningShape {
+  /** Response type of `insert_x`/`update_x`/`delete_x`, or the row type for the `_one`/`_by_pk` forms. */
+  type: GraphQLObjectType;
+  sets: SelectionSetNode[];
+  single: boolean;
+}
+
+/** GraphQL input object (GraphQL names) → row keyed by Postgres names. */
+export function toRow(tm: TableModel, input: Record<string, unknown> | null | undefined): Row {
+  const out: Row = {};
+  for (const [k, v] of Object.entries(input ?? {})) {
+    const c = tm.colByGql.get(k);
+    if (!c) throw new GraphQLError(`unknown column ${k}`);
+    out[c.name] = v;
+  }
+  return out;
+}
+
+function col(tm: TableModel, name: string): ColumnModel {
+  const c = tm.colByPg.get(name);
+  if (!c) throw new GraphQLError(`unknown column ${name} of ${tm.key}`);
+  return c;
+}
+
+function output(ctx: CompileCtx, tm: TableModel, shape: ReturningShape, checkExp: BoolExp | null): string {
+  const checks = checkExp
+    ? `(SELECT count(*) FROM _m _c WHERE NOT coalesce(${boolExp(ctx, tm, '_c', substituteSession(checkExp, ctx.session), 'permission')}, false))`
+    : '0';
+  const canSelect = !!ctx.access.table(tm.key)?.select;
+  const filt = (a: string) => (canSelect ? selectFilter(ctx, tm, a) : 'false');
+  if (shape.single) {
+    const j = rowJson(ctx, tm, '_o', shape.type, shape.sets);
+    return `SELECT json_build_object('row', (SELECT ${j} FROM _m _o WHERE ${filt('_o')} LIMIT 1), 'affected_rows', (SELECT count(*) FROM _m), 'check_failed', ${checks})::text AS data`;
+  }
+  const pairs: Array<[string, string]> = [];
+  for (const f of collectFields(ctx, shape.type, shape.sets)) {
+    if (f.name === 'affected_rows') pairs.push([f.key, '(SELECT count(*) FROM _m)']);
+    else if (f.name === 'returning') {
+      const t = getNamedType(f.def.type) as GraphQLObjectType;
+      const sets = f.nodes.map((n) => n.selectionSet!).filter(Boolean);
+      pairs.push([f.key, `(SELECT coalesce(json_agg(${rowJson(ctx, tm, '_o', t, sets)}), '[]'::json) FROM _m _o WHERE ${filt('_o')})`]);
+    }
+  }
+  return `SELECT json_build_object('row', ${jsonObject(pairs)}, 'affected_rows', (SELECT count(*) FROM _m), 'check_failed', ${checks})::text AS data`;
+}
+
+export function compileInsert(ctx: CompileCtx, tm: TableModel, rows: Row[], onConflict: Record<string, unknown> | undefined, shape: ReturningShape): string {
+  const acc = ctx.access.table(tm.key)?.insert;
+  if (!acc) throw new GraphQLError(`no insert permission on ${tm.base}`, { extensions: { code: 'permission-error' } });
+  const preset = substituteSession(acc.set, ctx.session);
+  const all = rows.map((r) => ({ ...r, ...preset }));
+  const names = [...new Set(all.flatMap((r) => Object.keys(r)))];
+  for (const n of names) if (!acc.columns.has(n) && !(n in preset)) throw new GraphQLError(`no insert permission on column ${n}`, { extensions: { code: 'permission-error' } });
+  let values: string;
+  let columns: string;
+  if (names.length === 0) {
+    const first = tm.columns[0];
+    columns = `(${ident(first.name)})`;
+    values = all.map(() => '(DEFAULT)').join(', ');
+  } else {
+    columns = `(${names.map(ident).join(', ')})`;
+    values = all.map((r) => `(${names.map((n) => (n in r ? param(ctx, toParam(col(tm, n), r[n]), col(tm, n).sqlType) : 'DEFAULT')).join(', ')})`).join(', ');
+  }
+  let conflict = '';
+  if (onConflict) {
+    const upd = (onConflict.update_columns as string[] | undefined) ?? [];
+    const uacc = ctx.access.table(tm.key)?.update;
+    if (upd.length === 0) conflict = ` ON CONFLICT ON CONSTRAINT ${ident(onConflict.constraint as string)} DO NOTHING`;
+    else {
+      if (!uacc) throw new GraphQLError(`no update permission on ${tm.base}`, { extensions: { code: 'permission-error' } });
+      const conds = [boolExp(ctx, tm, '_t', onConflict.where as BoolExp)];
+      if (uacc.filter) conds.push(boolExp(ctx, tm, '_t', substituteSession(uacc.filter, ctx.session), 'permission'));
+      conflict = ` ON CONFLICT ON CONSTRAINT ${ident(onConflict.constraint as string)} DO UPDATE SET ${upd.map((c) => `${ident(c)} = EXCLUDED.${ident(c)}`).join(', ')} WHERE ${conds.join(' AND ')}`;
+    }
+  }
+  return `WITH _m AS (INSERT INTO ${tableRef(tm)} AS _t ${columns} VALUES ${values}${conflict} RETURNING _t.*) ${output(ctx, tm, shape, acc.check)}`;
+}
+
+export function compileUpdate(ctx: CompileCtx, tm: TableModel, where: BoolExp | null, pk: Row | null, set: Row, inc: Row, shape: ReturningShape): string {
+  const acc = ctx.access.table(tm.key)?.update;
+  if (!acc) throw new GraphQLError(`no update permission on ${tm.base}`, { extensions: { code: 'permission-error' } });
+  const preset = substituteSession(acc.set, ctx.session);
+  const s = { ...set, ...preset };
+  for (const n of [...Object.keys(set), ...Object.keys(inc)]) if (!acc.columns.has(n)) throw new GraphQLError(`no update permission on column ${n}`, { extensions: { code: 'permission-error' } });
+  const assigns = [
+    ...Object.entries(s).map(([n, v]) => `${ident(n)} = ${param(ctx, toParam(col(tm, n), v), col(tm, n).sqlType)}`),
+    ...Object.entries(inc).filter(([n]) => !(n in s)).map(([n, v]) => `${ident(n)} = _t.${ident(n)} + ${param(ctx, toParam(col(tm, n), v), col(tm, n).sqlType)}`),
+  ];
+  if (assigns.length === 0) throw new GraphQLError('nothing to update: give _set or _inc');
+  const conds = [where ? boolExp(ctx, tm, '_t', where) : 'true', ...pkConds(ctx, tm, pk)];
+  if (acc.filter) conds.push(boolExp(ctx, tm, '_t', substituteSession(acc.filter, ctx.session), 'permission'));
+  return `WITH _m AS (UPDATE ${tableRef(tm)} AS _t SET ${assigns.join(', ')} WHERE ${conds.join(' AND ')} RETURNING _t.*) ${output(ctx, tm, shape, acc.check)}`;
+}
+
+export function compileDelete(ctx: CompileCtx, tm: TableModel, where: BoolExp | null, pk: Row | null, shape: ReturningShape): string {
+  const acc = ctx.access.table(tm.key)?.delete;
+  if (!acc) throw new GraphQLError(`no delete permission on ${tm.base}`, { extensions: { code: 'permission-error' } });
+  const conds = [where ? boolExp(ctx, tm, '_t', where) : 'true', ...pkConds(ctx, tm, pk)];
+  if (acc.filter) conds.push(boolExp(ctx, tm, '_t', substituteSession(acc.filter, ctx.session), 'permission'));
+  return `WITH _m AS (DELETE FROM ${tableRef(tm)} AS _t WHERE ${conds.join(' AND ')} RETURNING _t.*) ${output(ctx, tm, shape, null)}`;
+}
+
+function pkConds(ctx: CompileCtx, tm: TableModel, pk: Row | null): string[] {
+  if (!pk) return [];
+  return tm.cat.primaryKey.map((n) => {
+    if (!(n in pk)) throw new GraphQLError(`primary key column ${n} missing`);
+    return `_t.${ident(n)} = ${param(ctx, toParam(col(tm, n), pk[n]), col(tm, n).sqlType)}`;
+  });
+}

@@ -1,0 +1,187 @@
+/**
+ * Per-role, per-table permissions (the `permissions_file`, YAML or JSON) and the access a
+ * request has once its role and session variables are known. See docs/gateway.md.
+ *
+ * ```yaml
+ * roles:
+ *   user:
+ *     introspection: false        # optional, default: gateway_introspection
+ *     max_rows: 100               # optional, caps every list (default gateway_max_rows)
+ *     tables:
+ *       orders:                   # `table` (first configured schema) or `schema.table`
+ *         select: { columns: [id, qty, customer_id], filter: { customer_id: { _eq: X-Hasura-User-Id } }, allow_aggregations: true }
+ *         insert: { columns: [qty], check: { qty: { _gt: 0 } }, set: { customer_id: X-Hasura-User-Id } }
+ *         update: { columns: [qty], filter: { customer_id: { _eq: X-Hasura-User-Id } }, check: {...}, set: {...} }
+ *         delete: { filter: { customer_id: { _eq: X-Hasura-User-Id } } }
+ * ```
+ * Column names are Postgres names; `columns: '*'` means all. Filters are bool_exp objects
+ * whose keys are Postgres column names or relationship names; a string value naming a
+ * session variable (`X-Hasura-*` or `X-Walnats-*`, any case) is replaced by its value.
+ */
+import fs from 'node:fs';
+import YAML from 'yaml';
+import { GraphQLError } from 'graphql/index.js';
+import type { Model, TableModel } from './model.ts';
+
+export type BoolExp = Record<string, unknown>;
+
+export interface TablePermissionSpec {
+  select?: { columns?: string[] | '*'; filter?: BoolExp; allow_aggregations?: boolean };
+  insert?: { columns?: string[] | '*'; check?: BoolExp; set?: Record<string, unknown> };
+  update?: { columns?: string[] | '*'; filter?: BoolExp; check?: BoolExp; set?: Record<string, unknown> };
+  delete?: { filter?: BoolExp };
+}
+
+export interface RolePermissionSpec {
+  introspection?: boolean;
+  max_rows?: number;
+  tables?: Record<string, TablePermissionSpec>;
+}
+
+export interface PermissionsSpec {
+  roles: Record<string, RolePermissionSpec>;
+}
+
+export function loadPermissionsFile(file: string): PermissionsSpec {
+  const text = fs.readFileSync(file, 'utf8');
+  const spec = (file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text)) as PermissionsSpec;
+  const problems = validatePermissions(spec);
+  if (problems.length) throw new Error(`permissions file ${file}:\n  ${problems.join('\n  ')}`);
+  return spec;
+}
+
+export function validatePermissions(spec: unknown): string[] {
+  const p: string[] = [];
+  if (!spec || typeof spec !== 'object' || !('roles' in spec) || typeof (spec as PermissionsSpec).roles !== 'object') {
+    return ['top level must be an object with a "roles" map'];
+  }
+  for (const [role, r] of Object.entries((spec as PermissionsSpec).roles ?? {})) {
+    if (role === 'admin') p.push('role "admin" is reserved (the admin secret role)');
+    if (!r || typeof r !== 'object') {
+      p.push(`roles.${role}: must be an object`);
+      continue;
+    }
+    for (const k of Object.keys(r)) if (!['introspection', 'max_rows', 'tables'].includes(k)) p.push(`roles.${role}.${k}: unknown key`);
+    for (const [t, tp] of Object.entries(r.tables ?? {})) {
+      for (const [op, v] of Object.entries(tp ?? {})) {
+        if (!['select', 'insert', 'update', 'delete'].includes(op)) p.push(`roles.${role}.tables.${t}.${op}: unknown operation`);
+        const allowed: Record<string, string[]> = {
+          select: ['columns', 'filter', 'allow_aggregations'],
+          insert: ['columns', 'check', 'set'],
+          update: ['columns', 'filter', 'check', 'set'],
+          delete: ['filter'],
+        };
+        for (const k of Object.keys(v ?? {})) if (allowed[op] && !allowed[op].includes(k)) p.push(`roles.${role}.tables.${t}.${op}.${k}: unknown key`);
+      }
+    }
+  }
+  return p;
+}
+
+export interface ResolvedTableAccess {
+  select?: { columns: Set<string>; filter: BoolExp | null; aggregations: boolean };
+  insert?: { columns: Set<string>; check: BoolExp | null; set: Record<string, unknown> };
+  update?: { columns: Set<string>; filter: BoolExp | null; check: BoolExp | null; set: Record<string, unknown> };
+  delete?: { filter: BoolExp | null };
+}
+
+/** What a role may do, independent of session variables (schemas are cached per role). */
+export interface RoleAccess {
+  role: string;
+  admin: boolean;
+  introspection: boolean;
+  maxRows: number;
+  table(key: string): ResolvedTableAccess | undefined;
+}
+
+export function adminAccess(maxRows: number): RoleAccess {
+  return {
+    role: 'admin',
+    admin: true,
+    introspection: true,
+    maxRows,
+    table: (key) => {
+      void key;
+      return ALL;
+    },
+  };
+}
+const ALL_COLS = new Proxy(new Set<string>(), { get: (t, p) => (p === 'has' ? () => true : Reflect.get(t, p)) });
+const ALL: ResolvedTableAccess = {
+  select: { columns: ALL_COLS, filter: null, aggregations: true },
+  insert: { columns: ALL_COLS, check: null, set: {} },
+  update: { columns: ALL_COLS, filter: null, check: null, set: {} },
+  delete: { filter: null },
+};
+
+export function roleAccess(model: Model, spec: PermissionsSpec | undefined, role: string, defaults: { introspection: boolean; maxRows: number }): RoleAccess | null {
+  const r = spec?.roles?.[role];
+  if (!r) return null;
+  const tables = new Map<string, ResolvedTableAccess>();
+  for (const [name, tp] of Object.entries(r.tables ?? {})) {
+    const tm = findTable(model, name);
+    if (!tm) continue; // reported by checkPermissions
+    const cols = (c: string[] | '*' | undefined) =>
+      new Set(c === undefined || c === '*' ? tm.columns.map((x) => x.name) : c.filter((x) => tm.colByPg.has(x)));
+    const a: ResolvedTableAccess = {};
+    if (tp.select) a.select = { columns: cols(tp.select.columns), filter: tp.select.filter ?? null, aggregations: !!tp.select.allow_aggregations };
+    if (tp.insert) a.insert = { columns: cols(tp.insert.columns), check: tp.insert.check ?? null, set: tp.insert.set ?? {} };
+    if (tp.update) a.update = { columns: cols(tp.update.columns), filter: tp.update.filter ?? null, check: tp.update.check ?? null, set: tp.update.set ?? {} };
+    if (tp.delete) a.delete = { filter: tp.delete.filter ?? null };
+    tables.set(tm.key, a);
+  }
+  return {
+    role,
+    admin: false,
+    introspection: r.introspection ?? defaults.introspection,
+    maxRows: Math.min(r.max_rows ?? defaults.maxRows, defaults.maxRows),
+    table: (key) => tables.get(key),
+  };
+}
+
+export function findTable(model: Model, name: string): TableModel | undefined {
+  if (model.byKey.has(name)) return model.byKey.get(name);
+  return model.byKey.get(`${model.schemas[0]}.${name}`);
+}
+
+/** Problems of a permissions spec against the current model (unknown tables/columns): reported at start. */
+export function checkPermissions(model: Model, spec: PermissionsSpec | undefined): string[] {
+  const out: string[] = [];
+  for (const [role, r] of Object.entries(spec?.roles ?? {})) {
+    for (const [name, tp] of Object.entries(r.tables ?? {})) {
+      const tm = findTable(model, name);
+      if (!tm) {
+        out.push(`role ${role}: unknown table ${name}`);
+        continue;
+      }
+      for (const [op, v] of Object.entries(tp)) {
+        const c = (v as { columns?: unknown }).columns;
+        if (Array.isArray(c)) for (const col of c) if (!tm.colByPg.has(col)) out.push(`role ${role}: ${name}.${op}: unknown column ${col}`);
+      }
+    }
+  }
+  return out;
+}
+
+export type Session = Record<string, string>;
+
+const SESSION_VAR = /^x-(hasura|walnats)-/i;
+
+export function isSessionVar(v: unknown): v is string {
+  return typeof v === 'string' && SESSION_VAR.test(v);
+}
+
+export function sessionValue(session: Session, name: string): string {
+  const key = name.toLowerCase().replace(/^x-hasura-/, 'x-walnats-');
+  const v = session[key];
+  if (v === undefined) throw new GraphQLError(`missing session variable ${name}`, { extensions: { code: 'permission-error' } });
+  return v;
+}
+
+/** Replaces session-variable names by their values, deeply. Throws when one is missing. */
+export function substituteSession<T>(v: T, session: Session): T {
+  if (isSessionVar(v)) return sessionValue(session, v) as T;
+  if (Array.isArray(v)) return v.map((x) => substituteSession(x, session)) as T;
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, substituteSession(x, session)])) as T;
+  return v;
+}

@@ -1,0 +1,137 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRig, startServers, type Rig, type Servers } from '../fixtures/gateway/setup.ts';
+
+describe('gateway queries', () => {
+  let s: Servers;
+  let rig: Rig;
+  beforeAll(async () => {
+    s = await startServers();
+    rig = await startRig(s);
+  });
+  afterAll(async () => {
+    await rig?.close();
+    await s?.destroy();
+  });
+
+  const q = async (query: string, variables?: Record<string, unknown>) => {
+    const before = rig.gw.stats().statements;
+    const r = await rig.gql(query, variables);
+    return { ...r.body, statements: rig.gw.stats().statements - before };
+  };
+
+  it('lists rows with lossless scalars', async () => {
+    const r = await q('{ orders(order_by: {id: asc}, limit: 1) { id qty price big created_at meta data tags ratio } }');
+    expect(r.errors).toBeUndefined();
+    expect(r.data.orders).toEqual([{
+      id: '1', qty: 3, price: '12.5000', big: '9007199254740993', created_at: '2024-02-29T12:45:00.123456Z',
+      meta: { a: 1.5 }, data: 'AQL/', tags: ['x', 'y'], ratio: 0.1,
+    }]);
+    expect(r.statements).toBe(1);
+  });
+
+  it('float NaN stays representable', async () => {
+    const r = await q('{ orders(where: {id: {_eq: 3}}) { ratio } }');
+    expect(r.data.orders).toEqual([{ ratio: 'NaN' }]);
+  });
+
+  it('by_pk, aggregate with count/sum/avg/min/max', async () => {
+    const r = await q(`{
+      orders_by_pk(id: 2) { id note }
+      missing: orders_by_pk(id: 999) { id }
+      orders_aggregate(where: {qty: {_gte: 3}}) {
+        aggregate { count sum { qty price } avg { qty } min { qty created_at } max { qty price } }
+        nodes { id }
+      }
+    }`);
+    expect(r.errors).toBeUndefined();
+    expect(r.data.orders_by_pk).toEqual({ id: '2', note: 'second' });
+    expect(r.data.missing).toBeNull();
+    const a = r.data.orders_aggregate.aggregate;
+    expect(a.count).toBe(4);
+    expect(a.sum).toEqual({ qty: '40', price: '119.7500' });
+    expect(a.avg.qty).toBe('10.0000000000000000');
+    expect(a.min.qty).toBe(3);
+    expect(a.max).toEqual({ qty: 20, price: '100.0000' });
+    expect(r.data.orders_aggregate.nodes).toHaveLength(4);
+    expect(r.statements).toBe(1); // three root fields, one statement
+  });
+
+  it('where operators', async () => {
+    const ids = async (where: unknown) => {
+      const r = await q('query($w: orders_bool_exp) { orders(where: $w, order_by: [{id: asc}]) { id } }', { w: where });
+      expect(r.errors).toBeUndefined();
+      return r.data.orders.map((o: { id: string }) => Number(o.id));
+    };
+    expect(await ids({ qty: { _eq: 3 } })).toEqual([1]);
+    expect(await ids({ qty: { _neq: 3 } })).toEqual([2, 3, 4]);
+    expect(await ids({ qty: { _gt: 5 } })).toEqual([2, 4]);
+    expect(await ids({ qty: { _gte: 5 } })).toEqual([2, 3, 4]);
+    expect(await ids({ qty: { _lt: 5 } })).toEqual([1]);
+    expect(await ids({ qty: { _lte: 5 } })).toEqual([1, 3]);
+    expect(await ids({ qty: { _in: [3, 20] } })).toEqual([1, 4]);
+    expect(await ids({ qty: { _nin: [3, 20] } })).toEqual([2, 3]);
+    expect(await ids({ note: { _is_null: true } })).toEqual([4]);
+    expect(await ids({ note: { _like: 'f%' } })).toEqual([1]);
+    expect(await ids({ note: { _ilike: 'SEC%' } })).toEqual([2]);
+    expect(await ids({ _or: [{ qty: { _eq: 3 } }, { qty: { _eq: 5 } }] })).toEqual([1, 3]);
+    expect(await ids({ _and: [{ qty: { _gt: 3 } }, { qty: { _lt: 20 } }] })).toEqual([2, 3]);
+    expect(await ids({ _not: { qty: { _gt: 3 } } })).toEqual([1]);
+    expect(await ids({ big: { _eq: '9007199254740993' } })).toEqual([1]);
+    expect(await ids({ price: { _gt: '12.4999' } })).toEqual([1, 2]);
+    expect(await ids({ meta: { _eq: { a: 1.5 } } })).toEqual([1]);
+    // across relationships: object and array
+    expect(await ids({ customer: { name: { _eq: 'Bob' } } })).toEqual([3]);
+    expect(await ids({ items: { sku: { _in: ['C', 'D'] } } })).toEqual([2, 3]);
+  });
+
+  it('order_by, limit, offset, order by a relationship', async () => {
+    const r = await q('{ a: orders(order_by: [{qty: desc}], limit: 2, offset: 1) { id } b: orders(order_by: [{customer: {name: desc}}, {id: asc}]) { id } c: customers(order_by: [{orders_aggregate: {count: desc}}, {id: asc}]) { id } }');
+    expect(r.errors).toBeUndefined();
+    expect(r.data.a.map((o: { id: string }) => o.id)).toEqual(['2', '3']);
+    expect(r.data.b.map((o: { id: string }) => o.id)).toEqual(['4', '3', '1', '2']);
+    expect(r.data.c.map((o: { id: number }) => o.id)).toEqual([1, 2, 3]);
+    expect(r.statements).toBe(1);
+  });
+
+  it('nested relationships both ways in one statement', async () => {
+    const r = await q(`{
+      customers(order_by: {id: asc}) {
+        name
+        orders(order_by: {id: asc}, where: {qty: {_gt: 1}}) {
+          id
+          customer { name orders_aggregate { aggregate { count } } }
+          items(order_by: {sku: asc}) { sku order { id customer { id } } }
+        }
+      }
+    }`);
+    expect(r.errors).toBeUndefined();
+    expect(r.statements).toBe(1);
+    const ada = r.data.customers[0];
+    expect(ada.name).toBe('Ada');
+    expect(ada.orders.map((o: { id: string }) => o.id)).toEqual(['1', '2']);
+    expect(ada.orders[0].customer).toEqual({ name: 'Ada', orders_aggregate: { aggregate: { count: 2 } } });
+    expect(ada.orders[0].items).toEqual([
+      { sku: 'A', order: { id: '1', customer: { id: 1 } } },
+      { sku: 'B', order: { id: '1', customer: { id: 1 } } },
+    ]);
+  });
+
+  it('fragments, aliases, variables, @include/@skip', async () => {
+    const r = await q(`query($inc: Boolean!) {
+      x: orders(where: {id: {_eq: 1}}) { ...F itemsA: items(where: {sku: {_eq: "A"}}) { sku } itemsB: items(where: {sku: {_eq: "B"}}) { sku } note @include(if: $inc) qty @skip(if: true) }
+    } fragment F on orders { id ... on orders { customer_id } }`, { inc: false });
+    expect(r.errors).toBeUndefined();
+    expect(r.data.x).toEqual([{ id: '1', customer_id: 1, itemsA: [{ sku: 'A' }], itemsB: [{ sku: 'B' }] }]);
+  });
+
+  it('views are queryable', async () => {
+    const r = await q('{ big_orders(order_by: {id: asc}) { id qty } }');
+    expect(r.data.big_orders).toEqual([{ id: '2', qty: 12 }, { id: '4', qty: 20 }]);
+  });
+
+  it('distinct_on', async () => {
+    const r = await q('{ orders(distinct_on: [customer_id], order_by: [{customer_id: asc}, {qty: desc}]) { customer_id qty } }');
+    expect(r.errors).toBeUndefined();
+    expect(r.data.orders).toEqual([{ customer_id: 1, qty: 12 }, { customer_id: 2, qty: 5 }, { customer_id: 3, qty: 20 }]);
+  });
+});
