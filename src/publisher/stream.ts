@@ -68,8 +68,10 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
   const storage = spec.storage === 'memory' ? StorageType.Memory : StorageType.File;
   const description = spec.description ?? STREAM_DESCRIPTION;
   if (!description.startsWith(OWNER_MARK)) throw new Error(`stream description must start with "${OWNER_MARK}"`);
-  if (!/^[^\s.*>/\\]+$/.test(spec.name)) {
-    throw new Error(`invalid stream name ${JSON.stringify(spec.name)}: no whitespace, ".", "*", ">", "/" or "\\" allowed`);
+  // `%` is legal for nats-server but breaks it: 2.9 builds consumer ack subjects with the
+  // stream name inside a Go format string, so every delivery to a consumer is corrupted.
+  if (!/^[^\s.*>/\\%]+$/.test(spec.name)) {
+    throw new Error(`invalid stream name ${JSON.stringify(spec.name)}: no whitespace, ".", "*", ">", "/", "\\" or "%" allowed`);
   }
   if (spec.subjects.length === 0) throw new Error(`stream ${spec.name}: no subjects`);
   if (maxAgeMs > 0 && dupMs > maxAgeMs) {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { startNats, type NatsServer } from '../harness/nats.ts';
 import { ensureStream, StreamConflictError } from '../../src/publisher/stream.ts';
 import { comparePositions, ForeignMessageError, readLastPosition, readStreamTail } from '../../src/publisher/position.ts';
@@ -68,11 +68,26 @@ describe('stream provisioning and read-back', () => {
     await expect(ensureStream(jsm, { name: 'walnats_overlap', subjects: ['foreign.a.>'] })).rejects.toThrow(/overlap/);
   });
 
-  it('accepts default stream names of hostile database names', async () => {
-    for (const db of ['my db.x_y%', 'Ünïcode 🐘', '']) {
+  it('accepts default stream names of hostile database names, and consumers work on them', async () => {
+    for (const db of ['my db.x_y%', 'Ünïcode 🐘', '', 'x'.repeat(63), '🐘'.repeat(16)]) {
       const name = defaultStreamName('walnats', db);
       const r = await ensureStream(jsm, { name, subjects: streamSubjects('walnats', db) });
       expect(r.info.config.name).toBe(name);
+      const b = createEventBuilder({ prefix: 'walnats', database: db, convert });
+      const ev = b.build({ kind: 'insert', relation: rel, before: null, beforeKind: null, after: ['1', 'a'], commitLsn: 0x10n, seq: 1, lsn: 0x8n, xid: 1, commitTimeUs: 0n })!;
+      const p = createPublisher(nc, { stream: name, expectedLastSeq: 0 });
+      p.send(ev);
+      await p.flush();
+      await p.close();
+      const m = await (await jetstream(nc).consumers.get(name)).next({ expires: 5000 });
+      expect(m?.headers?.get('Nats-Msg-Id')).toBe(ev.msgId);
+      expect(m?.subject).toBe(ev.subject);
+    }
+  });
+
+  it('refuses stream names nats-server cannot live with', async () => {
+    for (const name of ['a.b', 'a b', 'a*', 'a>', 'a/b', 'a%2Eb']) {
+      await expect(ensureStream(jsm, { name, subjects: ['never.>'] })).rejects.toThrow(/invalid stream name/);
     }
   });
 
