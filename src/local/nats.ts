@@ -1,0 +1,74 @@
+/**
+ * A real nats-server with JetStream (for `walnats demo` and the tests), on a free port with its store in a temporary
+ * directory. It can be stopped and started again on the same port and store, for outage tests.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort, waitFor } from './ports.ts';
+
+export interface NatsServer {
+  readonly port: number;
+  readonly url: string;
+  readonly storeDir: string;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+function probe(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('data', (d) => {
+      s.destroy();
+      resolve(d.toString().startsWith('INFO'));
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export async function startNats(extraArgs: string[] = []): Promise<NatsServer> {
+  const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'walnats-nats-'));
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  let log = '';
+  const server: NatsServer = {
+    port,
+    url: `nats://127.0.0.1:${port}`,
+    storeDir,
+    async start() {
+      log = '';
+      child = spawn(process.env.WALNATS_NATS_SERVER ?? 'nats-server', ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), ...extraArgs], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child.stdout!.on('data', (d) => (log += d));
+      child.stderr!.on('data', (d) => (log += d));
+      const exited = new Promise<never>((_, reject) =>
+        child!.once('exit', (code) => reject(new Error(`nats-server exited with ${code}:\n${log}`))),
+      );
+      exited.catch(() => {});
+      await Promise.race([exited, waitFor('nats-server to listen', async () => (await probe(port)) || undefined)]);
+    },
+    async stop() {
+      const c = child;
+      if (!c || c.exitCode !== null) return;
+      const done = new Promise((r) => c.once('exit', r));
+      c.kill('SIGTERM');
+      await done;
+      child = undefined;
+    },
+    async destroy() {
+      const c = child;
+      if (c && c.exitCode === null) {
+        const done = new Promise((r) => c.once('exit', r));
+        c.kill('SIGKILL');
+        await done;
+      }
+      fs.rmSync(storeDir, { recursive: true, force: true });
+    },
+  };
+  await server.start();
+  return server;
+}
