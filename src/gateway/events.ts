@@ -88,7 +88,9 @@ export function visibleIn(snap: Snapshot, txid32: bigint): boolean {
   // Event xids are 32-bit; widen with the snapshot's epoch.
   const epoch = snap.xmax >> 32n;
   let x = (epoch << 32n) | (txid32 & 0xffffffffn);
-  if (x > snap.xmax) x -= 1n << 32n;
+  const half = 1n << 31n;
+  if (x - snap.xmax > half) x -= 1n << 32n;
+  else if (snap.xmax - x > half) x += 1n << 32n;
   if (x < snap.xmin) return true;
   if (x >= snap.xmax) return false;
   return !snap.xip.includes(x);

@@ -6,11 +6,11 @@
 import { GraphQLBoolean, GraphQLError, GraphQLInt, GraphQLScalarType, GraphQLString, Kind, type ValueNode } from 'graphql/index.js';
 import type { ScalarName } from './model.ts';
 
-function literal(ast: ValueNode, variables?: Record<string, unknown> | null): unknown {
+function literal(ast: ValueNode, variables?: Record<string, unknown> | null, numbers = false): unknown {
   switch (ast.kind) {
     case Kind.INT:
     case Kind.FLOAT:
-      return ast.value; // exact digits kept as text
+      return numbers ? Number(ast.value) : ast.value; // exact digits kept as text unless JSON
     case Kind.STRING:
     case Kind.ENUM:
       return ast.value;
@@ -19,9 +19,9 @@ function literal(ast: ValueNode, variables?: Record<string, unknown> | null): un
     case Kind.NULL:
       return null;
     case Kind.LIST:
-      return ast.values.map((v) => literal(v, variables));
+      return ast.values.map((v) => literal(v, variables, numbers));
     case Kind.OBJECT:
-      return Object.fromEntries(ast.fields.map((f) => [f.name.value, literal(f.value, variables)]));
+      return Object.fromEntries(ast.fields.map((f) => [f.name.value, literal(f.value, variables, numbers)]));
     case Kind.VARIABLE:
       return variables?.[ast.name.value];
   }
@@ -92,7 +92,7 @@ const jsonScalar = (name: string) =>
     description: `Postgres ${name}: any JSON value.`,
     serialize: (v) => v,
     parseValue: (v) => v,
-    parseLiteral: (ast, vars) => literal(ast, vars),
+    parseLiteral: (ast, vars) => literal(ast, vars, true),
   });
 const UUID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$|^\{[0-9a-f-]{32,36}\}$/i;
 
