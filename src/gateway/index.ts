@@ -168,9 +168,26 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   poll?.unref();
 
   // ── yoga ──────────────────────────────────────────────────────────────────────────
-  const principals = new WeakMap<Request, Principal>();
   const authenticate = async (headers: Record<string, string | undefined>) => auth.authenticate(headers);
 
+  const states = new WeakMap<Request, RequestState>();
+  /** Authenticates each HTTP request and gives it its role's current schema. */
+  const useWalnatsAuth = (): Plugin => ({
+    onRequestParse({ request }) {
+      return {
+        async onRequestParseDone() {
+          const p = await authenticate(lowerHeaders(request.headers));
+          states.set(request, engine.newState(p));
+        },
+      };
+    },
+    onEnveloped({ context, setSchema }) {
+      const c = context as { walnats?: RequestState; request?: Request };
+      const st = c.walnats ?? (c.request ? states.get(c.request) : undefined);
+      if (!st) throw new AuthError('authentication required');
+      setSchema(st.rs.schema);
+    },
+  });
   const useLimits = (): Plugin => ({
     onValidate({ addValidationRule, context }) {
       const st = (context as { walnats?: RequestState }).walnats;
@@ -210,17 +227,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         return new GraphQLError(message, { nodes: (error as GraphQLError).nodes, path: (error as GraphQLError).path });
       },
     },
-    schema: async ({ request }) => {
-      const p = await authenticate(lowerHeaders(request.headers));
-      principals.set(request, p);
-      return engine.roleSchema(p).schema;
+    context: (initial) => {
+      const st = (initial as { walnats?: RequestState }).walnats ?? (initial.request ? states.get(initial.request) : undefined);
+      if (!st) throw new AuthError('authentication required');
+      return { walnats: st };
     },
-    context: ({ request }) => {
-      const p = principals.get(request);
-      if (!p) throw new AuthError('authentication required');
-      return { walnats: engine.newState(p) };
-    },
-    plugins: [useLimits(), useMutationTransaction()],
+    plugins: [useWalnatsAuth(), useLimits(), useMutationTransaction()],
   });
 
   // ── graphql-ws ────────────────────────────────────────────────────────────────────
