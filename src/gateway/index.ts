@@ -190,9 +190,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   });
   const useLimits = (): Plugin => ({
     onValidate({ addValidationRule, context }) {
-      const st = (context as { walnats?: RequestState }).walnats;
+      const c = context as { walnats?: RequestState; request?: Request };
+      const st = c.walnats ?? (c.request ? states.get(c.request) : undefined);
       addValidationRule(depthRule(opts.maxDepth));
-      if (st && !st.access.introspection) addValidationRule(NoSchemaIntrospectionCustomRule);
+      if (!st || !st.access.introspection) addValidationRule(NoSchemaIntrospectionCustomRule);
     },
   });
   const useMutationTransaction = (): Plugin => ({
