@@ -299,7 +299,7 @@ export class GatewayEngine implements Engine {
     const sel = st.access.table(tm.key)?.select;
     if (!sel) return Promise.resolve(null);
     const filter = sel.filter ? substituteSession(sel.filter, st.principal.session) : null;
-    const key = `${st.principal.admin ? '*admin' : st.principal.role}|${JSON.stringify(filter)}`;
+    const key = `${st.rs.model.fingerprint}|${st.principal.admin ? "*admin" : st.principal.role}|${JSON.stringify(filter)}`;
     let m = this.projections.get(e);
     if (!m) this.projections.set(e, (m = new Map()));
     let p = m.get(key);
