@@ -113,7 +113,7 @@ export function derivedNames(base: string): string[] {
 /** Names that tables can never take. */
 export function reservedNames(): string[] {
   const out = ['query_root', 'mutation_root', 'subscription_root', 'Float', 'ID', 'order_by', 'walnats_op', 'walnats_cursor',
-    'walnats_event_source', 'Query', 'Mutation', 'Subscription'];
+    'walnats_event_source', 'walnats_aggregate_order_by', 'Query', 'Mutation', 'Subscription'];
   for (const s of SCALARS) out.push(s, '_' + s, s + '_comparison_exp', '_' + s + '_comparison_exp');
   return out;
 }
