@@ -15,6 +15,9 @@ export interface NatsServer {
   readonly storeDir: string;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** SIGSTOP: the server keeps its sockets but answers nothing (a stalled broker). */
+  pause(): void;
+  resume(): void;
   destroy(): Promise<void>;
 }
 
@@ -50,6 +53,12 @@ export async function startNats(extraArgs: string[] = []): Promise<NatsServer> {
       );
       exited.catch(() => {});
       await Promise.race([exited, waitFor('nats-server to listen', async () => (await probe(port)) || undefined)]);
+    },
+    pause() {
+      child?.kill('SIGSTOP');
+    },
+    resume() {
+      child?.kill('SIGCONT');
     },
     async stop() {
       const c = child;

@@ -1,0 +1,203 @@
+/**
+ * Crashes and outages with `walnats cdc` as a real process: SIGKILL mid-load, NATS down for
+ * longer than the duplicate window, a stalled stream under a short wal_sender_timeout, and a
+ * 200,000-row transaction with memory staying bounded. After each: every committed change
+ * exactly once, in commit order.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { startPostgres, type PgServer } from '../harness/postgres.ts';
+import { startNats, type NatsServer } from '../harness/nats.ts';
+import { spawnDaemon, type DaemonProcess } from '../harness/daemon-process.ts';
+import { readStream, streamLastSeq } from '../harness/stream.ts';
+import { waitFor } from '../harness/ports.ts';
+import { ledgerChanges, expectCleanStream, expectSameChanges, type ExpectedChange } from '../harness/verify.ts';
+import { connectNats } from '../../src/nats-connection.ts';
+import { defaultStreamName } from '../../src/events/subject.ts';
+import { parseLsn } from '../../src/lsn.ts';
+import type { NatsConnection } from '@nats-io/transport-node';
+
+let pgs: PgServer;
+let nats: NatsServer;
+let nc: NatsConnection;
+const running: DaemonProcess[] = [];
+
+beforeAll(async () => {
+  [pgs, nats] = await Promise.all([startPostgres({ settings: { wal_sender_timeout: '2s' } }), startNats()]);
+  nc = await connectNats({ natsUrl: [nats.url] }, 'crash-test-reader');
+});
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((d) => d.kill('SIGKILL')));
+});
+afterAll(async () => {
+  await nc?.close();
+  await Promise.all([pgs?.destroy(), nats?.destroy()]);
+});
+
+async function setup(name: string) {
+  const db = await pgs.createDatabase(name);
+  await pgs.sql('CREATE TABLE ledger (id bigint PRIMARY KEY, v int, pad text)', [], db);
+  const env = {
+    WALNATS_PG_URL: pgs.url(db),
+    WALNATS_NATS_URL: nats.url,
+    WALNATS_SLOT: db,
+    WALNATS_STATUS_INTERVAL: '200ms',
+  };
+  const start = (extra: Record<string, string> = {}) => {
+    const d = spawnDaemon({ ...env, ...extra });
+    running.push(d);
+    return d;
+  };
+  // The first start creates the slot: changes committed before it exists are not in the WAL
+  // stream (the initial snapshot's job), so the load waits for the first daemon to stream.
+  const startStreaming = async (extra: Record<string, string> = {}) => {
+    const d = start(extra);
+    await waitFor('daemon streaming', async () => /streaming changes/.test(d.log()) || undefined, 30_000);
+    return d;
+  };
+  return { db, stream: defaultStreamName('walnats', db), start, startStreaming };
+}
+
+/** Writes `txns` transactions of `rows` inserts and one update each; returns the expected changes. */
+async function load(db: string, txns: number, rows: number, from = 0, onTxn?: (i: number, lsnAfter: bigint) => void | Promise<void>): Promise<ExpectedChange[]> {
+  const c = new pg.Client({ connectionString: pgs.url(db) });
+  await c.connect();
+  const expected: ExpectedChange[] = [];
+  try {
+    let id = from;
+    for (let t = 0; t < txns; t++) {
+      const first = id + 1;
+      id += rows;
+      await c.query('BEGIN');
+      await c.query(`INSERT INTO ledger SELECT g, 0, repeat('x', 60) FROM generate_series($1::bigint, $2::bigint) g`, [first, id]);
+      await c.query('UPDATE ledger SET v = v + 1 WHERE id = $1', [first]);
+      await c.query('COMMIT');
+      for (let k = first; k <= id; k++) expected.push({ op: 'c', id: k, v: 0 });
+      expected.push({ op: 'u', id: first, v: 1 });
+      if (onTxn) {
+        const r = await c.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
+        await onTxn(t, parseLsn(r.rows[0].lsn));
+      }
+    }
+  } finally {
+    await c.end();
+  }
+  return expected;
+}
+
+async function waitForAll(stream: string, count: number, timeoutMs = 120_000) {
+  // Retried as a whole: right after a NATS restart JetStream may not answer yet.
+  return waitFor(`${count} ledger events in ${stream}`, async () => {
+    try {
+      if ((await streamLastSeq(nc, stream)) < count) return undefined;
+      return await readStream(nc, stream);
+    } catch {
+      return undefined;
+    }
+  }, timeoutMs, 250);
+}
+
+describe('crash safety', () => {
+  it('SIGKILL of the daemon in the middle of a 50,000-row load, three times, loses and repeats nothing', async () => {
+    const { db, stream, start, startStreaming } = await setup('kill9');
+    let daemon = await startStreaming();
+    const kills: number[] = [];
+    // 500 transactions of 100 inserts + 1 update = 50,500 changes.
+    const expected = await load(db, 500, 100, 0, async (t) => {
+      if (t === 100 || t === 250 || t === 400) {
+        await daemon.kill('SIGKILL');
+        kills.push(t);
+        daemon = start();
+      }
+    });
+    expect(kills).toEqual([100, 250, 400]);
+    const events = await waitForAll(stream, expected.length);
+    expectCleanStream(events);
+    expectSameChanges(ledgerChanges(events), expected);
+  }, 240_000);
+
+  it('NATS down for longer than the duplicate window: nothing lost or repeated, and the slot never confirms past what JetStream held', async () => {
+    const { db, stream, start, startStreaming } = await setup('natsdown');
+    const daemon = await startStreaming({ WALNATS_STREAM_DUPLICATE_WINDOW: '1s', WALNATS_PUBLISH_ACK_TIMEOUT: '2s' });
+    const first = await load(db, 50, 20);
+    await waitForAll(stream, first.length);
+    await nats.stop();
+    // Changes committed during the outage, each with an LSN at or after its commit's end.
+    const during: Array<{ t: number; after: bigint }> = [];
+    const outage = await load(db, 50, 20, 1000, (t, lsn) => void during.push({ t, after: lsn }));
+    // Longer than the duplicate window; meanwhile sample what the slot confirms.
+    let confirmedMax = 0n;
+    for (let i = 0; i < 12; i++) {
+      const [row] = await pgs.sql<{ lsn: string }>('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [db]);
+      const v = parseLsn(row.lsn);
+      if (v > confirmedMax) confirmedMax = v;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    // Freeze the picture: no daemon, NATS back; the stream holds exactly what JetStream acked.
+    await daemon.kill('SIGKILL');
+    await nats.start();
+    const held = ledgerChanges(await waitForAll(stream, 0));
+    const heldIds = new Set(held.map((c) => `${c.op}:${c.id}`));
+    // Nothing committed during the outage could be acknowledged, so the slot stays before it.
+    expect(confirmedMax).toBeGreaterThan(0n);
+    expect(confirmedMax < during[0].after).toBe(true);
+    expect(held.some((c) => c.id > 1000)).toBe(false);
+    for (const { t, after } of during) {
+      // A transaction wholly before the confirmed position must be in the stream.
+      if (after <= confirmedMax) expect(heldIds.has(`u:${1000 + t * 20 + 1}`), `txn ${t} confirmed but not stored`).toBe(true);
+    }
+    start();
+    const expected = [...first, ...outage];
+    const events = await waitForAll(stream, expected.length);
+    expectCleanStream(events);
+    expectSameChanges(ledgerChanges(events), expected);
+  }, 180_000);
+
+  it('with wal_sender_timeout 2 s, a stream stalled for 6 s keeps the replication connection alive', async () => {
+    const { db, stream, startStreaming } = await setup('stalled');
+    const daemon = await startStreaming({ WALNATS_PUBLISH_ACK_TIMEOUT: '60s', WALNATS_PUBLISH_WINDOW: '256' });
+    const warm = await load(db, 5, 10);
+    await waitForAll(stream, warm.length);
+    const walsender = async () =>
+      (await pgs.sql<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [db]))[0].pid;
+    const pidBefore = await walsender();
+    expect(pidBefore).not.toBeNull();
+    nats.pause();
+    try {
+      const more = await load(db, 40, 100, 1000);
+      await new Promise((r) => setTimeout(r, 6000));
+      expect(await walsender()).toBe(pidBefore);
+      nats.resume();
+      const events = await waitForAll(stream, warm.length + more.length);
+      expectCleanStream(events);
+      expectSameChanges(ledgerChanges(events), [...warm, ...more]);
+      expect(await walsender()).toBe(pidBefore);
+      expect(daemon.log()).not.toMatch(/replication session failed/);
+    } finally {
+      nats.resume();
+    }
+  }, 120_000);
+});
+
+describe('bounded memory', () => {
+  it('a 200,000-row transaction streams through with the daemon staying under 250 MB', async () => {
+    const { db, stream, startStreaming } = await setup('bigtxn');
+    const daemon = await startStreaming();
+    await pgs.sql(`INSERT INTO ledger SELECT g, 0, repeat('x', 60) FROM generate_series(1, 200000) g`, [], db);
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, daemon.peakRss())), 100);
+    try {
+      const events = await waitForAll(stream, 200_000, 180_000);
+      peak = Math.max(peak, daemon.peakRss());
+      const changes = ledgerChanges(events);
+      expect(changes).toHaveLength(200_000);
+      expect(changes[0].id).toBe(1);
+      expect(changes[199_999].id).toBe(200_000);
+      expectCleanStream(events);
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThan(250 * 1024 * 1024);
+  }, 240_000);
+});
