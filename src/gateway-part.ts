@@ -1,17 +1,54 @@
-/** Builds the GraphQL gateway from configuration (filled in when the gateway lands). */
+/** Builds the GraphQL gateway from configuration, for `walnats gateway` and `walnats all`. */
+import pg from 'pg';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { IncomingMessage, ServerResponse, Server } from 'node:http';
 import type { WalnatsConfig } from './config.ts';
 import type { Metrics } from './metrics.ts';
+import { createGateway, type Gateway } from './gateway/index.ts';
+import { defaultStreamName } from './events/subject.ts';
 
-export interface GatewayPart {
-  ready(): boolean;
-  close(): Promise<void>;
-  handle(req: IncomingMessage, res: ServerResponse): void;
-  attachWebSocket(server: Server): void;
+export type GatewayPart = Pick<Gateway, 'ready' | 'close' | 'handle' | 'attachWebSocket'>;
+
+async function currentDatabase(pgUrl: string): Promise<string> {
+  const c = new pg.Client({ connectionString: pgUrl, application_name: 'walnats-gateway' });
+  c.on('error', () => {});
+  await c.connect();
+  try {
+    return (await c.query<{ db: string }>('SELECT current_database() AS db')).rows[0].db;
+  } finally {
+    await c.end();
+  }
 }
 
-export async function startGatewayPart(_c: WalnatsConfig, _nc: NatsConnection, _l: Logger, _m: Metrics): Promise<GatewayPart> {
-  throw new Error('walnats gateway: not available in this build yet');
+export async function startGatewayPart(c: WalnatsConfig, nc: NatsConnection, logger: Logger, metrics: Metrics): Promise<GatewayPart> {
+  const database = await currentDatabase(c.pgUrl);
+  const jwtConfigured = c.jwtSecret || c.jwtPublicKey || c.jwtJwksUrl;
+  return createGateway({
+    pgUrl: c.pgUrl,
+    nc,
+    stream: c.streamName ?? defaultStreamName(c.prefix, database),
+    subjectPrefix: c.prefix,
+    database,
+    schemas: c.gatewaySchemas,
+    adminSecret: c.adminSecret,
+    jwt: jwtConfigured
+      ? {
+          secret: c.jwtSecret,
+          publicKey: c.jwtPublicKey,
+          jwksUrl: c.jwtJwksUrl,
+          algorithms: c.jwtAlgorithms.length ? c.jwtAlgorithms : undefined,
+          claimsNamespace: c.jwtClaimsNamespace,
+        }
+      : undefined,
+    anonymousRole: c.anonymousRole,
+    permissions: c.permissionsFile,
+    validatorsDir: c.validatorsDir,
+    maxDepth: c.gatewayMaxDepth,
+    maxRows: c.gatewayMaxRows,
+    statementTimeoutMs: c.gatewayStatementTimeout,
+    introspection: c.gatewayIntrospection,
+    production: process.env.NODE_ENV === 'production',
+    logger,
+    metrics: { registry: metrics.registry },
+  });
 }

@@ -1,0 +1,113 @@
+/**
+ * `walnats all` end to end: the real daemon publishes what Postgres commits, the gateway
+ * queries and mutates Postgres directly and turns the daemon's JetStream events into
+ * GraphQL subscriptions — never by polling.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startPostgres, type PgServer } from '../harness/postgres.ts';
+import { startNats, type NatsServer } from '../harness/nats.ts';
+import { waitFor } from '../harness/ports.ts';
+import { collect, wsClient } from '../fixtures/gateway/ws.ts';
+import { loadConfig } from '../../src/config.ts';
+import { runAll, type RunHandle } from '../../src/main.ts';
+
+let pgs: PgServer;
+let nats: NatsServer;
+let handle: RunHandle;
+let base: string;
+
+async function gql(query: string, variables?: Record<string, unknown>) {
+  const res = await fetch(`${base}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-walnats-admin-secret': 'e2e-secret' },
+    body: JSON.stringify({ query, variables }),
+  });
+  return (await res.json()) as { data?: any; errors?: Array<{ message: string }> };
+}
+
+beforeAll(async () => {
+  [pgs, nats] = await Promise.all([startPostgres({ settings: { synchronous_commit: 'on' } }), startNats()]);
+  const db = await pgs.createDatabase('e2e');
+  await pgs.sql(
+    `CREATE TABLE authors (id serial PRIMARY KEY, name text NOT NULL);
+     CREATE TABLE books (id serial PRIMARY KEY, author_id int NOT NULL REFERENCES authors, title text NOT NULL, pages int);
+     INSERT INTO authors (name) VALUES ('Le Guin');
+     INSERT INTO books (author_id, title, pages) VALUES (1, 'The Dispossessed', 387);`,
+    [],
+    db,
+  );
+  const { config } = loadConfig({
+    command: 'all',
+    env: {
+      WALNATS_PG_URL: pgs.url(db),
+      WALNATS_NATS_URL: nats.url,
+      WALNATS_HTTP_PORT: '0',
+      WALNATS_SLOT: db,
+      WALNATS_ADMIN_SECRET: 'e2e-secret',
+      WALNATS_LOG_LEVEL: 'warn',
+      WALNATS_LOG_PRETTY: 'false',
+    },
+  });
+  handle = await runAll(config);
+  base = `http://127.0.0.1:${handle.httpPort}`;
+  await waitFor('walnats all to be ready', async () => (await fetch(`${base}/readyz`)).status === 200 || undefined, 30_000, 100);
+});
+
+afterAll(async () => {
+  await handle?.stop();
+  await Promise.all([pgs?.destroy(), nats?.destroy()]);
+});
+
+describe('walnats all', () => {
+  it('answers a nested query from Postgres', async () => {
+    const r = await gql('{ books { title pages author { name } } }');
+    expect(r.errors).toBeUndefined();
+    expect(r.data.books).toEqual([{ title: 'The Dispossessed', pages: 387, author: { name: 'Le Guin' } }]);
+  });
+
+  it('a mutation through the gateway arrives on a subscription fed by the daemon', async () => {
+    const client = wsClient(`ws://127.0.0.1:${handle.httpPort}/graphql`, { headers: { 'x-walnats-admin-secret': 'e2e-secret' } });
+    const sub = collect(client, 'subscription { books_events(ops: [INSERT, UPDATE]) { op new { title pages } old { title } } }');
+    // The subscription's consumer exists before the write, so the event cannot be missed.
+    await new Promise((r) => setTimeout(r, 300));
+    const m = await gql('mutation { insert_books_one(object: {author_id: 1, title: "Lavinia", pages: 279}) { id title } }');
+    expect(m.errors).toBeUndefined();
+    expect(m.data.insert_books_one.title).toBe('Lavinia');
+    await gql('mutation { update_books(where: {title: {_eq: "Lavinia"}}, _set: {pages: 280}) { affected_rows } }');
+    await waitFor('two subscription events', async () => sub.results.length >= 2 || undefined, 20_000, 50);
+    expect(sub.errors).toEqual([]);
+    expect(sub.results.map((r) => r.data.books_events.op)).toEqual(['INSERT', 'UPDATE']);
+    expect(sub.results[0].data.books_events.new).toEqual({ title: 'Lavinia', pages: 279 });
+    expect(sub.results[1].data.books_events.new).toEqual({ title: 'Lavinia', pages: 280 });
+    sub.stop();
+    await client.dispose();
+  });
+
+  it('snapshot then subscribe from the query cursor: a write made after the query arrives, nothing before it repeats', async () => {
+    const snap = await gql('{ authors { name } walnats_cursor }');
+    expect(snap.errors).toBeUndefined();
+    const cursor = snap.data.walnats_cursor;
+    expect(typeof cursor).toBe('string');
+    const client = wsClient(`ws://127.0.0.1:${handle.httpPort}/graphql`, { headers: { 'x-walnats-admin-secret': 'e2e-secret' } });
+    const sub = collect(client, 'subscription($from: String) { authors_events(from: $from) { op new { name } } }', { from: cursor });
+    await gql('mutation { insert_authors_one(object: {name: "Jemisin"}) { id } }');
+    await waitFor('the post-query insert', async () => sub.results.some((r) => r.data?.authors_events.new?.name === 'Jemisin') || undefined, 20_000, 50);
+    const names = sub.results.map((r) => r.data.authors_events.new?.name);
+    expect(names).not.toContain('Le Guin');
+    expect(names.filter((n) => n === 'Jemisin')).toHaveLength(1);
+    sub.stop();
+    await client.dispose();
+  });
+
+  it('a live query re-runs when the daemon reports a change to its table', async () => {
+    const client = wsClient(`ws://127.0.0.1:${handle.httpPort}/graphql`, { headers: { 'x-walnats-admin-secret': 'e2e-secret' } });
+    const live = collect(client, 'subscription { books(where: {pages: {_gt: 1000}}) { title } }');
+    await waitFor('initial live result', async () => live.results.length >= 1 || undefined, 10_000, 50);
+    expect(live.results[0].data.books).toEqual([]);
+    await gql('mutation { insert_books_one(object: {author_id: 1, title: "Doorstop", pages: 1200}) { id } }');
+    await waitFor('live query update', async () => live.results.some((r) => r.data.books.length === 1) || undefined, 20_000, 50);
+    expect(live.results.at(-1)!.data.books).toEqual([{ title: 'Doorstop' }]);
+    live.stop();
+    await client.dispose();
+  });
+});
