@@ -179,6 +179,30 @@ describe('crash safety', () => {
   }, 120_000);
 });
 
+describe('operating the process', () => {
+  it('serves metrics and readiness, and on SIGTERM drains, confirms the last event and exits 0', async () => {
+    const { db, stream, startStreaming } = await setup('sigterm');
+    const daemon = await startStreaming();
+    const port = Number(/listening on :(\d+)/.exec(daemon.log())![1]);
+    const expected = await load(db, 10, 10);
+    const events = await waitForAll(stream, expected.length);
+    expectSameChanges(ledgerChanges(events), expected);
+    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toMatch(/walnats_events_total\{table="public\.ledger",op="insert"\} 100\b/);
+    expect(metrics).toMatch(/walnats_events_total\{table="public\.ledger",op="update"\} 10\b/);
+    expect(metrics).toMatch(/walnats_transactions_total \d+/);
+    const code = await daemon.kill('SIGTERM');
+    expect(code).toBe(0);
+    expect(daemon.log()).toMatch(/confirmed position sent/);
+    const lastCommit = parseLsn(ledgerChanges(events).length ? events.at(-1)!.body.source.commit_lsn : '0/0');
+    const [row] = await pgs.sql<{ lsn: string; active: boolean }>('SELECT confirmed_flush_lsn::text AS lsn, active FROM pg_replication_slots WHERE slot_name = $1', [db]);
+    expect(parseLsn(row.lsn) > lastCommit).toBe(true);
+    expect(row.active).toBe(false);
+  }, 60_000);
+});
+
 describe('bounded memory', () => {
   it('a 200,000-row transaction streams through with the daemon staying under 250 MB', async () => {
     const { db, stream, startStreaming } = await setup('bigtxn');
