@@ -1,1 +1,12 @@
-export * from '../../src/local/postgres.ts';
+/** Real Postgres for tests: local processes, or containers when WALNATS_TEST_DOCKER=1. */
+import { startPostgres as startLocal, type PgServer, type PgServerOptions } from '../../src/local/postgres.ts';
+export type { PgServer, PgServerOptions } from '../../src/local/postgres.ts';
+export { findPgBinDir } from '../../src/local/postgres.ts';
+
+export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServer> {
+  if (process.env.WALNATS_TEST_DOCKER === '1') {
+    const { startPostgresContainer } = await import('./containers.ts');
+    return startPostgresContainer(opts);
+  }
+  return startLocal(opts);
+}
