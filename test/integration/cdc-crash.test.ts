@@ -179,6 +179,24 @@ describe('crash safety', () => {
   }, 120_000);
 });
 
+describe('reconnecting', () => {
+  it('the replication connection terminated by the server and a Postgres restart mid-load: the daemon reconnects and loses nothing', async () => {
+    const { db, stream, startStreaming } = await setup('reconnect');
+    const daemon = await startStreaming();
+    const part1 = await load(db, 20, 20, 0);
+    await pgs.sql(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1`, [db]);
+    const part2 = await load(db, 20, 20, 400);
+    await pgs.stop();
+    await pgs.start();
+    const part3 = await load(db, 20, 20, 800);
+    const expected = [...part1, ...part2, ...part3];
+    const events = await waitForAll(stream, expected.length);
+    expectCleanStream(events);
+    expectSameChanges(ledgerChanges(events), expected);
+    expect(daemon.log()).toMatch(/replication session failed/);
+  }, 120_000);
+});
+
 describe('operating the process', () => {
   it('serves metrics and readiness, and on SIGTERM drains, confirms the last event and exits 0', async () => {
     const { db, stream, startStreaming } = await setup('sigterm');
