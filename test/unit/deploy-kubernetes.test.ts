@@ -112,7 +112,7 @@ describe('deploy/kubernetes', () => {
       const [c] = d.spec.template.spec.containers;
       const refs = c.envFrom.map((e: any) => e.configMapRef?.name ?? e.secretRef?.name);
       expect(refs.sort()).toEqual(['walnats-config', 'walnats-secrets']);
-      const env = { ...config, ...secret, NODE_ENV: 'production' };
+      const env: Record<string, string> = { ...config, ...secret, NODE_ENV: 'production' };
       for (const e of c.env ?? []) env[e.name] = e.value ?? 'from-ref';
       const command = c.args[0] as Command;
       expect(() => loadConfig({ command, env }), d.metadata.name).not.toThrow();
