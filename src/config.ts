@@ -56,6 +56,8 @@ export interface SettingDef {
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export const SNAPSHOT_MODES = ['initial', 'never', 'initial_only'] as const;
+export const POISON_POLICIES = ['stop', 'dead_letter'] as const;
+export type PoisonPolicy = (typeof POISON_POLICIES)[number];
 export type SnapshotMode = (typeof SNAPSHOT_MODES)[number];
 export const JWT_ALGORITHMS = [
   'HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
@@ -110,6 +112,14 @@ export const CONFIG_SETTINGS: readonly SettingDef[] = [
     description: 'How often the daemon confirms its position to Postgres.' },
   { key: 'transaction_markers', type: 'bool', default: false, commands: CDC,
     description: 'Publish transaction begin/commit marker events.' },
+  { key: 'poison_policy', type: 'enum', values: POISON_POLICIES, default: 'stop', commands: CDC,
+    description: 'A change that cannot be turned into an event or published (e.g. larger than NATS max_payload): `stop` the daemon naming LSN, table and reason, or park it on `<prefix>.<db>.$deadletter.<schema>.<table>` and go on (`dead_letter`).' },
+  { key: 'heartbeat_interval', type: 'duration', default: 0, commands: CDC,
+    description: 'Write a heartbeat into the WAL (`pg_logical_emit_message`) this often and publish it on `<prefix>.<db>.$heartbeat`; 0 = off.' },
+  { key: 'slot_recreate', type: 'bool', default: false, commands: CDC,
+    description: 'Allow creating a new slot when the stream already holds events (the old slot was dropped or invalidated): changes in between are lost, the new slot\'s snapshot covers the rows.' },
+  { key: 'slot_lag_warn_bytes', type: 'int', default: 1_073_741_824, min: 0, commands: CDC,
+    description: 'Log a warning while the slot holds back more WAL than this (bytes); 0 = never.' },
   // ── gateway ──
   { key: 'gateway_schemas', type: 'list', default: ['public'], commands: GATEWAY,
     description: 'Postgres schemas exposed through GraphQL.' },
@@ -180,6 +190,10 @@ export interface WalnatsConfig {
   publishAckTimeout: number;
   statusInterval: number;
   transactionMarkers: boolean;
+  poisonPolicy: PoisonPolicy;
+  heartbeatInterval: number;
+  slotRecreate: boolean;
+  slotLagWarnBytes: number;
   gatewaySchemas: string[];
   adminSecret: string | undefined;
   jwtSecret: string | undefined;

@@ -3,6 +3,7 @@
  * HTTP server, shutdown. The CLI calls these entry points; each returns a handle whose
  * `stop()` drains, confirms and closes.
  */
+import os from 'node:os';
 import type { Logger } from 'pino';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { WalnatsConfig } from './config.ts';
@@ -15,6 +16,8 @@ import type { CdcMetrics } from './cdc/metrics.ts';
 import { startSlotMonitor } from './cdc/slot-monitor.ts';
 import { parseQualifiedName } from './replication/sql.ts';
 import { startGatewayPart } from './gateway-part.ts';
+import { createSnapshotHooks } from './snapshot/engine.ts';
+export { requestSnapshot } from './snapshot/request.ts';
 
 export interface RunHandle {
   /** Resolves when the process should exit (after stop() and a graceful drain). */
@@ -31,6 +34,7 @@ function cdcMetrics(m: Metrics): CdcMetrics {
     transactions: { inc: () => m.cdc.transactions.inc() },
     confirmedLsn: { set: (v) => m.cdc.confirmedLsn.set(v) },
     inFlight: { set: (v) => m.cdc.inFlight.set(v) },
+    active: { set: (v) => m.cdc.active.set(v) },
     countEvent(change, commitMs) {
       if ('relation' in change) m.cdc.countEvent(`${change.relation.schema}.${change.relation.name}`, change.kind);
       else m.cdc.countEvent('', change.kind);
@@ -48,6 +52,8 @@ interface Parts {
   stopSlotMonitor?: () => Promise<void>;
   gateway?: { ready(): boolean; close(): Promise<void>; handle: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void; attachWebSocket(server: import('node:http').Server): void };
   http?: HttpServerHandle;
+  /** Stops the whole process (snapshot_mode initial_only, once the snapshot is done). */
+  requestStop?: () => void;
 }
 
 function startDaemon(p: Parts): CdcDaemon {
@@ -70,8 +76,27 @@ function startDaemon(p: Parts): CdcDaemon {
     ackTimeoutMs: c.publishAckTimeout,
     statusIntervalMs: c.statusInterval,
     transactionMarkers: c.transactionMarkers,
+    poisonPolicy: c.poisonPolicy,
+    heartbeatIntervalMs: c.heartbeatInterval,
+    slotRecreate: c.slotRecreate,
+    instanceName: `walnats-cdc@${os.hostname()}:${process.pid}`,
     logger: p.logger.child({ component: 'cdc' }),
     metrics: cdcMetrics(p.metrics),
+    ...createSnapshotHooks({
+      pgUrl: c.pgUrl,
+      publication: c.publication,
+      prefix: c.prefix,
+      mode: c.snapshotMode,
+      logger: p.logger.child({ component: 'snapshot' }),
+      metrics: {
+        rows: (table, n) => p.metrics.cdc.snapshotRows.inc({ table }, n),
+        estimated: (table, n) => p.metrics.cdc.snapshotRowsEstimated.set({ table }, n),
+      },
+      onInitialDone: () => {
+        p.logger.info('snapshot_mode initial_only: the initial snapshot is complete; stopping');
+        p.requestStop?.();
+      },
+    }),
   });
 }
 
@@ -102,7 +127,14 @@ async function run(config: WalnatsConfig, parts: { cdc: boolean; gateway: boolea
   }
   if (parts.cdc) {
     p.daemon = startDaemon(p);
-    p.stopSlotMonitor = startSlotMonitor(config.pgUrl, config.slot, (bytes) => metrics.cdc.slotLagBytes.set(bytes), logger);
+    let warned = false;
+    p.stopSlotMonitor = startSlotMonitor(config.pgUrl, config.slot, (bytes) => {
+      metrics.cdc.slotLagBytes.set(bytes);
+      // Warn once per crossing, so a slowly draining backlog does not flood the log.
+      const over = config.slotLagWarnBytes > 0 && bytes > config.slotLagWarnBytes;
+      if (over && !warned) logger.warn({ slot: config.slot, lagBytes: bytes, threshold: config.slotLagWarnBytes }, 'slot lag above slot_lag_warn_bytes: Postgres keeps WAL for walnats');
+      warned = over;
+    }, logger);
   }
 
   p.http = await startHttpServer({
@@ -119,7 +151,8 @@ async function run(config: WalnatsConfig, parts: { cdc: boolean; gateway: boolea
     },
     ready: () => {
       const reasons: string[] = [];
-      if (p.daemon && !p.daemon.ready()) reasons.push(`cdc is ${p.daemon.status().state}${p.daemon.status().lastError ? `: ${p.daemon.status().lastError}` : ''}`);
+      if (p.daemon?.role() === 'standby') reasons.push('cdc is a standby: another instance holds the slot');
+      else if (p.daemon && !p.daemon.ready()) reasons.push(`cdc is ${p.daemon.status().state}${p.daemon.status().lastError ? `: ${p.daemon.status().lastError}` : ''}`);
       if (p.gateway && !p.gateway.ready()) reasons.push('gateway schema not loaded');
       return { ready: reasons.length === 0, reasons };
     },
@@ -130,7 +163,11 @@ async function run(config: WalnatsConfig, parts: { cdc: boolean; gateway: boolea
 
   let stopped: Promise<void> | undefined;
   let resolveDone!: () => void;
-  const done = new Promise<void>((r) => (resolveDone = r));
+  let rejectDone!: (err: Error) => void;
+  const done = new Promise<void>((resolve, reject) => {
+    resolveDone = resolve;
+    rejectDone = reject;
+  });
   const stop = () =>
     (stopped ??= (async () => {
       logger.info('shutting down');
@@ -140,8 +177,12 @@ async function run(config: WalnatsConfig, parts: { cdc: boolean; gateway: boolea
       await p.stopSlotMonitor?.();
       await nc.drain().catch(() => nc.close());
       logger.info('stopped');
-      resolveDone();
+      const s = p.daemon?.status();
+      // A daemon that stopped on a fatal error makes the process exit non-zero.
+      if (s?.state === 'failed') rejectDone(new Error(`walnats cdc: ${s.lastError}`));
+      else resolveDone();
     })());
+  p.requestStop = () => void stop();
   // The daemon ends only through stop(); if it ever ends by itself, the process ends too.
   void p.daemon?.done.then(() => stop());
   return { done, stop, httpPort: p.http.port };

@@ -11,10 +11,11 @@ import type { Logger } from 'pino';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.ts';
 import { createPgoutputDecoder } from '../decoder/pgoutput.ts';
 import { createTransactionAssembler } from '../decoder/transactions.ts';
-import type { Change, RelationChange } from '../decoder/types.ts';
+import type { Change, Relation, RelationChange } from '../decoder/types.ts';
 import { createEventBuilder, type EventBuilder, type OutboundEvent } from '../events/envelope.ts';
 import { comparePositions, type EventPosition } from '../events/position.ts';
-import { defaultStreamName, streamSubjects } from '../events/subject.ts';
+import { defaultStreamName, heartbeatSubject, streamSubjects } from '../events/subject.ts';
+import { buildDeadLetterEvent } from '../events/dead-letter.ts';
 import { ensureStream } from '../publisher/stream.ts';
 import { readStreamTail } from '../publisher/position.ts';
 import { createPublisher, type Publisher } from '../publisher/publisher.ts';
@@ -46,8 +47,42 @@ export interface CdcOptions {
   transactionMarkers: boolean;
   logger: Logger;
   metrics?: CdcMetrics;
+  /** What to do with a change that cannot become an event or be published (default stop). */
+  poisonPolicy?: 'stop' | 'dead_letter';
+  /** Heartbeat messages written into the WAL this often; 0/undefined = off. */
+  heartbeatIntervalMs?: number;
+  /** Create a new slot even though the stream holds events (the old slot was lost). */
+  slotRecreate?: boolean;
+  /** Shown to other instances (and in `walnats status`) as the holder of the leader lock. */
+  instanceName?: string;
   /** Runs between slot creation and START_REPLICATION when a new slot exported a snapshot. */
   onNewSlot?: (ctx: NewSlotContext) => Promise<void>;
+  /**
+   * Runs once per session just before START_REPLICATION (after onNewSlot); the observer it
+   * returns sees every change the session publishes (src/snapshot: backfill watermarks).
+   */
+  onSession?: (ctx: SessionContext) => Promise<ChangeObserver | undefined>;
+}
+
+export interface SessionContext {
+  database: string;
+  stream: string;
+  jsm: JetStreamManager;
+  builder: EventBuilder;
+  publisher: Publisher;
+  prepareRelation: (relation: Relation) => Promise<void>;
+  /** True when this session created the slot. */
+  slotCreated: boolean;
+}
+
+export interface ChangeObserver {
+  /**
+   * Called in publishing order for each change past the resume position, before its event
+   * is built: `events` are published before the change's own event; `drop` skips the latter.
+   */
+  observe(change: Change): { events?: OutboundEvent[]; drop?: boolean } | undefined;
+  /** The session ended. */
+  close(): Promise<void>;
 }
 
 export interface NewSlotContext {
@@ -56,10 +91,31 @@ export interface NewSlotContext {
   database: string;
   builder: EventBuilder;
   publisher: Publisher;
-  prepareRelation: (oid: number) => Promise<void>;
+  prepareRelation: (relation: Relation) => Promise<void>;
 }
 
-export type DaemonState = 'starting' | 'streaming' | 'reconnecting' | 'stopping' | 'stopped';
+export type DaemonState = 'starting' | 'standby' | 'streaming' | 'reconnecting' | 'stopping' | 'stopped' | 'failed';
+
+/**
+ * An error that retrying cannot fix (a poison change under `poison_policy: stop`, a lost
+ * slot): the daemon stops and reports it instead of looping.
+ */
+export class FatalCdcError extends Error {
+  override name = 'FatalCdcError';
+}
+
+/** Advisory lock key pair of the leader lock: one active daemon per slot. */
+const LOCK_SQL_ARGS = `hashtext('walnats'), hashtext($1)`;
+const LEADER_POLL_MS = 1000;
+/** Prefix of the logical messages the daemon writes as heartbeats. */
+export const HEARTBEAT_PREFIX = 'walnats.heartbeat';
+
+/** Bytes an event takes against NATS max_payload: body plus the header block. */
+function eventSize(ev: OutboundEvent): number {
+  let h = 12; // "NATS/1.0\r\n" + final "\r\n"
+  for (const [k, v] of ev.headers) h += k.length + v.length * 3 + 4;
+  return ev.body.byteLength + h;
+}
 
 export interface DaemonStatus {
   state: DaemonState;
@@ -77,6 +133,8 @@ export interface CdcDaemon {
   readonly done: Promise<void>;
   status(): DaemonStatus;
   ready(): boolean;
+  /** `active` streams; `standby` waits for the leader lock; `none` otherwise. */
+  role(): 'active' | 'standby' | 'none';
   stop(): Promise<void>;
 }
 
@@ -109,6 +167,11 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
       } catch (err) {
         if (stopping) break;
         lastError = (err as Error).message;
+        if (err instanceof FatalCdcError) {
+          state = 'failed';
+          log.fatal({ err }, `stopping: ${(err as Error).message}`);
+          break;
+        }
         state = 'reconnecting';
         opts.metrics?.reconnects.inc();
         log.error({ err }, `replication session failed; retrying in ${backoff} ms`);
@@ -125,8 +188,52 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
         backoff = Math.min(backoff * 2, 30_000);
       }
     }
-    state = 'stopped';
+    if (state !== 'failed') state = 'stopped';
   })();
+
+  const maxPayload = () => opts.nc.info?.max_payload ?? 1024 * 1024;
+
+  /** A change that cannot become a normal event: park it, or stop naming where and why. */
+  function poison(c: Change, reason: string, err: Error, size?: number): OutboundEvent {
+    const where = 'relation' in c ? `${c.relation.schema}.${c.relation.name}` : c.kind;
+    const what = `${c.kind} on ${where} at commit ${formatLsn(c.commitLsn)} seq ${c.seq} (lsn ${formatLsn(c.lsn)})`;
+    if (opts.poisonPolicy === 'dead_letter') {
+      log.error({ err, reason, commitLsn: formatLsn(c.commitLsn), seq: c.seq, table: where }, `dead-lettered ${what}: ${reason}`);
+      return buildDeadLetterEvent(opts.prefix, database!, c, { reason, error: err.message, size });
+    }
+    throw new FatalCdcError(`cannot publish ${what}: ${reason}: ${err.message} (poison_policy=stop; set dead_letter to park such changes and go on)`, { cause: err });
+  }
+
+  /** Waits until this instance holds the slot's leader lock; the others stay standby. */
+  async function acquireLeadership(db: pg.Client): Promise<void> {
+    let announced = false;
+    for (;;) {
+      if (stopping) throw new Error('stopping');
+      const r = await db.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${LOCK_SQL_ARGS}) AS ok`, [opts.slot]);
+      if (r.rows[0].ok) {
+        if (announced) log.info({ slot: opts.slot }, 'took over: this instance is now the active one');
+        if (state === 'standby') state = 'starting';
+        opts.metrics?.active?.set(1);
+        return;
+      }
+      if (!announced) {
+        const holder = await db.query<{ pid: number; application_name: string; client_addr: string | null }>(
+          `SELECT a.pid, a.application_name, a.client_addr::text AS client_addr
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+              AND l.classid::bigint = (hashtext('walnats')::bigint + 4294967296) % 4294967296
+              AND l.objid::bigint = (hashtext($1)::bigint + 4294967296) % 4294967296`,
+          [opts.slot],
+        );
+        const h = holder.rows[0];
+        log.info({ slot: opts.slot, holder: h && { pid: h.pid, name: h.application_name, addr: h.client_addr } }, 'standby: another instance is active for this slot; waiting to take over');
+        announced = true;
+      }
+      state = 'standby';
+      opts.metrics?.active?.set(0);
+      await new Promise((r) => setTimeout(r, LEADER_POLL_MS));
+    }
+  }
 
   async function runSession(): Promise<void> {
     sessions++;
@@ -142,8 +249,16 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
       }
     };
     try {
-      const db = await openCatalogConnection(opts.pgUrl);
+      const db = await openCatalogConnection(opts.pgUrl, opts.instanceName);
       cleanups.push(() => db.end());
+      // The leader lock lives on this connection: if it drops, so does the lock, and the
+      // session must end before a standby takes over.
+      let lockLost!: (err: Error) => void;
+      const lockGone = new Promise<never>((_, reject) => (lockLost = reject));
+      lockGone.catch(() => {});
+      db.on('error', (err) => lockLost(new Error('lost the catalog connection that holds the leader lock', { cause: err })));
+      db.on('end', () => lockLost(new Error('the catalog connection that holds the leader lock closed')));
+      await acquireLeadership(db);
       const dbName = (await db.query<{ db: string; enc: string }>('SELECT current_database() AS db, pg_encoding_to_char(encoding) AS enc FROM pg_database WHERE datname = current_database()')).rows[0];
       if (dbName.enc !== 'UTF8') {
         throw new Error(`database ${JSON.stringify(dbName.db)} uses encoding ${dbName.enc}; walnats needs UTF8 so that values reach JSON unchanged`);
@@ -189,6 +304,16 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
       });
       cleanups.push(() => publisher.close());
 
+      if (last && !opts.slotRecreate) {
+        const exists = await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [opts.slot]);
+        if (exists.rowCount === 0) {
+          throw new FatalCdcError(
+            `replication slot ${JSON.stringify(opts.slot)} does not exist, but stream ${name} already holds events up to ` +
+              `${formatLsn(last.commitLsn)}: the slot was dropped, and changes since then may be lost. To recover, start with ` +
+              `slot_recreate=true (--slot-recreate): a new slot and its snapshot (snapshot_mode initial) bring the stream back in line. See docs/operations.md`,
+          );
+        }
+      }
       const slot = await ensureSlot(db, repl, { name: opts.slot, create: opts.createSlot, exportSnapshot: !!opts.onNewSlot }, database);
       if (slot.created) log.info({ slot: opts.slot, consistentPoint: formatLsn(slot.consistentPoint!) }, 'created replication slot');
       confirmed = slot.confirmedFlushLsn ?? slot.consistentPoint ?? 0n;
@@ -202,9 +327,19 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
           database,
           builder,
           publisher,
-          prepareRelation: async () => {},
+          prepareRelation: (r) => types.prepare(r),
         });
       }
+      const observer = await opts.onSession?.({
+        database,
+        stream: name,
+        jsm,
+        builder,
+        publisher,
+        prepareRelation: (r) => types.prepare(r),
+        slotCreated: slot.created,
+      });
+      if (observer) cleanups.push(() => observer.close());
 
       let resumeAfter: EventPosition | null = last;
       if (last) {
@@ -215,6 +350,8 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
 
       await streamChanges({
         repl,
+        db,
+        lockGone,
         protocolVersion: protocolVersionFor(identity.serverVersionNum),
         messages: identity.serverVersionNum >= 140000,
         walSenderTimeoutMs: identity.walSenderTimeoutMs,
@@ -224,6 +361,7 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
         resumeAfter,
         prepareRelation: (c) => types.prepare(c.relation),
         schemaEvent: async (c) => ((await schemas.shouldPublish(c)) ? builder.buildSchemaEvent(c) : null),
+        observer,
       });
     } finally {
       await cleanup();
@@ -232,6 +370,8 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
 
   interface StreamContext {
     repl: pg.Client;
+    db: pg.Client;
+    lockGone: Promise<never>;
     protocolVersion: number;
     messages: boolean;
     walSenderTimeoutMs: number;
@@ -241,6 +381,7 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
     resumeAfter: EventPosition | null;
     prepareRelation: (c: RelationChange) => Promise<void>;
     schemaEvent: (c: RelationChange) => Promise<OutboundEvent | null>;
+    observer?: ChangeObserver;
   }
 
   async function streamChanges(ctx: StreamContext): Promise<void> {
@@ -285,6 +426,13 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
     // Status updates on a timer, independent of the socket: they keep wal_sender_timeout at
     // bay even while reading is paused because JetStream is slow.
     const statusEvery = Math.max(100, Math.min(opts.statusIntervalMs, Math.floor(ctx.walSenderTimeoutMs / 4) || opts.statusIntervalMs));
+    const heartbeat = opts.heartbeatIntervalMs
+      ? setInterval(() => {
+          ctx.db.query(`SELECT pg_logical_emit_message(false, '${HEARTBEAT_PREFIX}', now()::text)`).catch((err: Error) => {
+            log.warn({ err }, 'heartbeat failed');
+          });
+        }, opts.heartbeatIntervalMs)
+      : undefined;
     const timer = setInterval(() => {
       stream.sendStatus(received, confirmed, confirmed);
       opts.metrics?.confirmedLsn.set(Number(confirmed));
@@ -323,9 +471,23 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
               if (comparePositions({ commitLsn: c.commitLsn, seq: c.seq, kind }, resumeAfter) <= 0) continue;
               resumeAfter = null;
             }
-            ev = builder.build(c);
+            const seen = ctx.observer?.observe(c);
+            for (const extra of seen?.events ?? []) {
+              if (!publisher.send(extra)) await Promise.race([publisher.whenRoom(), sessionFailed]);
+            }
+            if (seen?.drop) continue;
+            try {
+              ev = builder.build(c);
+              if (ev && c.kind === 'message' && c.prefix === HEARTBEAT_PREFIX) ev.subject = heartbeatSubject(opts.prefix, database!);
+            } catch (err) {
+              ev = poison(c, 'conversion', err as Error);
+            }
           }
           if (!ev) continue;
+          const size = eventSize(ev);
+          if (size > maxPayload()) {
+            ev = poison(c, 'too_large', new Error(`event of ${size} bytes exceeds the NATS max_payload of ${maxPayload()} bytes`), size);
+          }
           if (!publisher.send(ev)) await Promise.race([publisher.whenRoom(), sessionFailed]);
           lastPublished = { commitLsn: ev.commitLsn, seq: ev.seq };
           if (opts.metrics && c.kind !== 'relation' && c.kind !== 'begin' && c.kind !== 'commit') {
@@ -358,6 +520,7 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
         stream.ended.then((err) => err ?? new Error('replication stream ended')),
         publisher.failed.then((err) => new Error('publishing to JetStream failed', { cause: err })),
         sessionFailed,
+        ctx.lockGone,
         stopSignal.then(() => undefined),
       ]);
       if (outcome) throw outcome;
@@ -382,6 +545,7 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
       await stream.stop();
     } finally {
       clearInterval(timer);
+      if (heartbeat) clearInterval(heartbeat);
       currentStop = undefined;
       if (!stopping) {
         // The session failed: stop reading so nothing more is decoded into a dead publisher.
@@ -393,6 +557,7 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
   return {
     done,
     ready: () => state === 'streaming',
+    role: () => (state === 'standby' ? 'standby' : state === 'streaming' || state === 'stopping' ? 'active' : 'none'),
     status: () => ({
       state,
       database,
@@ -406,7 +571,7 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
     async stop() {
       if (stopping) return done;
       stopping = true;
-      state = 'stopping';
+      if (state !== 'failed' && state !== 'stopped') state = 'stopping';
       wakeBackoff?.();
       await currentStop?.();
       await done;

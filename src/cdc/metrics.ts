@@ -6,6 +6,8 @@ export interface CdcMetrics {
   transactions: { inc(): void };
   confirmedLsn: { set(v: number): void };
   inFlight: { set(v: number): void };
+  /** 1 while this instance holds the leader lock, 0 as a standby. */
+  active?: { set(v: number): void };
   /** One published event; `commitMs` is its commit time for the commit-to-publish lag. */
   countEvent(change: Change, commitMs: number): void;
 }

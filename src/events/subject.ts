@@ -135,6 +135,11 @@ export function heartbeatSubject(prefix: string, db: string): string {
   return `${base(prefix, db)}.$heartbeat`;
 }
 
+/** Where changes that could not become events are parked under `poison_policy: dead_letter`. */
+export function deadLetterSubject(prefix: string, db: string, schema: string, table: string): string {
+  return `${base(prefix, db)}.$deadletter.${escapeToken(schema)}.${escapeToken(table)}`;
+}
+
 /** The subjects of the stream that holds one database's events. */
 export function streamSubjects(prefix: string, db: string): string[] {
   return [`${base(prefix, db)}.>`];
@@ -145,7 +150,8 @@ export type ParsedSubject =
   | { kind: 'message'; db: string; prefix: string }
   | { kind: 'tx'; db: string; marker: 'begin' | 'commit' }
   | { kind: 'schema'; db: string; schema: string; table: string }
-  | { kind: 'heartbeat'; db: string };
+  | { kind: 'heartbeat'; db: string }
+  | { kind: 'deadletter'; db: string; schema: string; table: string };
 
 /**
  * Parses any walnats subject under `prefix`. Returns null when the subject is not under the
@@ -168,6 +174,8 @@ export function parseSubject(prefix: string, subject: string): ParsedSubject | n
         return t.length === 4 ? { kind: 'schema', db, schema: unescapeToken(t[2]), table: unescapeToken(t[3]) } : null;
       case '$heartbeat':
         return t.length === 2 ? { kind: 'heartbeat', db } : null;
+      case '$deadletter':
+        return t.length === 4 ? { kind: 'deadletter', db, schema: unescapeToken(t[2]), table: unescapeToken(t[3]) } : null;
       default:
         return null;
     }

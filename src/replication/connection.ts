@@ -28,8 +28,8 @@ export async function openReplicationConnection(url: string): Promise<pg.Client>
   return client;
 }
 
-export async function openCatalogConnection(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, options: pinnedOptionsString(), application_name: 'walnats-catalog' });
+export async function openCatalogConnection(url: string, applicationName = 'walnats-catalog'): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url, options: pinnedOptionsString(), application_name: applicationName.slice(0, 63) });
   client.on('error', () => {});
   await client.connect();
   return client;

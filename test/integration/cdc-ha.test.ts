@@ -1,0 +1,164 @@
+/**
+ * High availability and poison changes, with `walnats cdc` as real processes: one active
+ * instance per slot and standbys that take over; changes that cannot be published stop the
+ * daemon with where and why, or are parked on a dead-letter subject; a dropped slot is an
+ * error, not a silent new start; heartbeats through the WAL.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startPostgres, type PgServer } from '../harness/postgres.ts';
+import { startNats, type NatsServer } from '../harness/nats.ts';
+import { spawnDaemon, type DaemonProcess } from '../harness/daemon-process.ts';
+import { readStream, readFiltered, streamLastSeq } from '../harness/stream.ts';
+import { waitFor } from '../harness/ports.ts';
+import { ledgerChanges, expectCleanStream, expectSameChanges, type ExpectedChange } from '../harness/verify.ts';
+import { connectNats } from '../../src/nats-connection.ts';
+import { defaultStreamName, escapeToken } from '../../src/events/subject.ts';
+import type { NatsConnection } from '@nats-io/transport-node';
+
+let pgs: PgServer;
+let nats: NatsServer;
+let nc: NatsConnection;
+const running: DaemonProcess[] = [];
+
+beforeAll(async () => {
+  [pgs, nats] = await Promise.all([startPostgres(), startNats()]);
+  nc = await connectNats({ natsUrl: [nats.url] }, 'ha-test-reader');
+});
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((d) => d.kill('SIGKILL')));
+});
+afterAll(async () => {
+  await nc?.close();
+  await Promise.all([pgs?.destroy(), nats?.destroy()]);
+});
+
+async function setup(name: string, extra: Record<string, string> = {}) {
+  const db = await pgs.createDatabase(name);
+  await pgs.sql('CREATE TABLE ledger (id bigint PRIMARY KEY, v int, pad text)', [], db);
+  const env = { WALNATS_PG_URL: pgs.url(db), WALNATS_NATS_URL: nats.url, WALNATS_SLOT: db, WALNATS_STATUS_INTERVAL: '200ms', ...extra };
+  const start = (more: Record<string, string> = {}) => {
+    const d = spawnDaemon({ ...env, ...more });
+    running.push(d);
+    return d;
+  };
+  const startStreaming = async (more: Record<string, string> = {}) => {
+    const d = start(more);
+    await waitFor('daemon streaming', async () => /streaming changes/.test(d.log()) || undefined, 30_000);
+    return d;
+  };
+  const sql = (text: string, params: unknown[] = []) => pgs.sql(text, params, db);
+  return { db, stream: defaultStreamName('walnats', db), start, startStreaming, sql };
+}
+
+async function insertBatch(sql: (t: string, p?: unknown[]) => Promise<unknown>, from: number, n: number): Promise<ExpectedChange[]> {
+  await sql(`INSERT INTO ledger SELECT g, 0, 'x' FROM generate_series($1::bigint, $2::bigint) g`, [from + 1, from + n]);
+  return Array.from({ length: n }, (_, i) => ({ op: 'c' as const, id: from + 1 + i, v: 0 }));
+}
+
+async function waitForAll(stream: string, count: number) {
+  return waitFor(`${count} events in ${stream}`, async () => {
+    try {
+      if ((await streamLastSeq(nc, stream)) < count) return undefined;
+      return await readStream(nc, stream);
+    } catch {
+      return undefined;
+    }
+  }, 60_000, 200);
+}
+
+const port = (d: DaemonProcess) => Number(/listening on :(\d+)/.exec(d.log())![1]);
+
+describe('high availability', () => {
+  it('one instance streams, a second waits as a standby and takes over within 10 s of the active one being killed, with no duplicate and no gap', async () => {
+    const { stream, startStreaming, start, sql } = await setup('ha');
+    const active = await startStreaming();
+    const standby = start();
+    await waitFor('standby to report itself', async () => /standby: another instance is active/.test(standby.log()) || undefined, 30_000);
+    expect((await fetch(`http://127.0.0.1:${port(active)}/readyz`)).status).toBe(200);
+    const standbyReady = await fetch(`http://127.0.0.1:${port(standby)}/readyz`);
+    expect(standbyReady.status).toBe(503);
+    expect(await standbyReady.text()).toMatch(/standby/);
+    expect(await (await fetch(`http://127.0.0.1:${port(standby)}/metrics`)).text()).toMatch(/walnats_active 0/);
+
+    const expected: ExpectedChange[] = [];
+    for (let i = 0; i < 10; i++) expected.push(...(await insertBatch(sql, i * 100, 100)));
+    await active.kill('SIGKILL');
+    const killedAt = Date.now();
+    for (let i = 10; i < 20; i++) expected.push(...(await insertBatch(sql, i * 100, 100)));
+    await waitFor('standby to take over', async () => /streaming changes/.test(standby.log()) || undefined, 10_000, 100);
+    expect(Date.now() - killedAt).toBeLessThan(10_000);
+    expect(standby.log()).toMatch(/took over/);
+    const events = await waitForAll(stream, expected.length);
+    expectCleanStream(events);
+    expectSameChanges(ledgerChanges(events), expected);
+    expect((await fetch(`http://127.0.0.1:${port(standby)}/readyz`)).status).toBe(200);
+  }, 120_000);
+});
+
+describe('poison changes', () => {
+  it('under poison_policy stop, an event larger than NATS max_payload stops the daemon naming table, LSN and reason, and nothing after it is published', async () => {
+    const { stream, startStreaming, sql } = await setup('poison_stop');
+    const daemon = await startStreaming();
+    await insertBatch(sql, 0, 3);
+    await sql(`INSERT INTO ledger VALUES (100, 0, repeat('y', 2 * 1024 * 1024))`);
+    await insertBatch(sql, 200, 3);
+    const code = await daemon.exited;
+    expect(code).not.toBe(0);
+    expect(daemon.log()).toMatch(/cannot publish insert on public\.ledger at commit [0-9A-F]+\/[0-9A-F]+ seq 1 .*too_large.*max_payload/);
+    const events = await readStream(nc, stream);
+    expect(ledgerChanges(events).map((c) => c.id)).toEqual([1, 2, 3]);
+  }, 60_000);
+
+  it('under poison_policy dead_letter, the oversized change is parked in its place and the stream goes on', async () => {
+    const { db, stream, startStreaming, sql } = await setup('poison_dl', { WALNATS_POISON_POLICY: 'dead_letter' });
+    await startStreaming();
+    await insertBatch(sql, 0, 3);
+    await sql(`INSERT INTO ledger VALUES (100, 0, repeat('y', 2 * 1024 * 1024))`);
+    await insertBatch(sql, 200, 3);
+    const events = await waitForAll(stream, 8);
+    expect(ledgerChanges(events).map((c) => c.id)).toEqual([1, 2, 3, 201, 202, 203]);
+    const parked = await readFiltered(nc, stream, `walnats.${escapeToken(db)}.$deadletter.>`);
+    expect(parked).toHaveLength(1);
+    expect(parked[0].subject).toBe(`walnats.${escapeToken(db)}.$deadletter.public.ledger`);
+    expect(parked[0].body.dead_letter).toMatchObject({ reason: 'too_large' });
+    expect(parked[0].body.dead_letter.size).toBeGreaterThan(2 * 1024 * 1024);
+    expect(parked[0].body.source).toMatchObject({ schema: 'public', table: 'ledger', seq: 1 });
+    expect(parked[0].headers['Nats-Msg-Id']).toBe(`${parked[0].body.source.commit_lsn}:1`);
+    expectCleanStream(events);
+  }, 60_000);
+});
+
+describe('slot health', () => {
+  it('a slot dropped while the stream holds events is a clear error, and slot_recreate starts over knowingly', async () => {
+    const { db, stream, startStreaming, start, sql } = await setup('slot_dropped');
+    const first = await startStreaming();
+    await insertBatch(sql, 0, 5);
+    await waitForAll(stream, 5);
+    await first.kill('SIGTERM');
+    await pgs.sql('SELECT pg_drop_replication_slot($1)', [db]);
+    const refused = start();
+    expect(await refused.exited).not.toBe(0);
+    expect(refused.log()).toMatch(/does not exist, but stream .* already holds events.*slot_recreate/);
+    expect((await pgs.sql('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [db])).length).toBe(0);
+    const recreated = await startStreaming({ WALNATS_SLOT_RECREATE: 'true' });
+    await insertBatch(sql, 100, 2);
+    const events = await waitFor('the inserts after the new slot', async () => {
+      const all = await readStream(nc, stream).catch(() => []);
+      return ledgerChanges(all).some((c) => c.id === 102) ? all : undefined;
+    }, 30_000, 200);
+    expect(ledgerChanges(events).filter((c) => c.op === 'c').map((c) => c.id)).toEqual([1, 2, 3, 4, 5, 101, 102]);
+    expect(recreated.log()).toMatch(/created replication slot/);
+  }, 60_000);
+
+  it('heartbeats go through the WAL and arrive on the $heartbeat subject', async () => {
+    const { db, stream, startStreaming } = await setup('heartbeat', { WALNATS_HEARTBEAT_INTERVAL: '200ms' });
+    await startStreaming();
+    const beats = await waitFor('three heartbeats', async () => {
+      const got = await readFiltered(nc, stream, `walnats.${escapeToken(db)}.$heartbeat`).catch(() => []);
+      return got.length >= 3 ? got : undefined;
+    }, 20_000, 200);
+    expect(beats[0].body.op).toBe('m');
+    expect(beats[0].body.message.prefix).toBe('walnats.heartbeat');
+    expect(beats[0].body.message.transactional).toBe(false);
+  }, 60_000);
+});
