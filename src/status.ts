@@ -32,6 +32,10 @@ export interface SlotStatus {
   /** reserved | extended | unreserved | lost (pg_replication_slots.wal_status). */
   walStatus: string | null;
   plugin: string | null;
+  /** The walnats instance holding the slot's leader lock (the active one; others are standbys). */
+  leader: { pid: number; name: string; addr: string | null } | null;
+  /** Other walnats instances waiting for that lock. */
+  standbys: number;
 }
 
 export interface PublicationStatus {
@@ -99,7 +103,7 @@ export async function collectStatus(config: StatusConfig, opts: CollectStatusOpt
 }
 
 function emptySlot(name: string): SlotStatus {
-  return { name, exists: false, active: false, activePid: null, confirmedFlushLsn: null, restartLsn: null, lagBytes: null, walStatus: null, plugin: null };
+  return { name, exists: false, active: false, activePid: null, confirmedFlushLsn: null, restartLsn: null, lagBytes: null, walStatus: null, plugin: null, leader: null, standbys: 0 };
 }
 
 function emptyStream(name: string): StreamStatus {
@@ -145,8 +149,25 @@ async function queryPostgres(config: StatusConfig): Promise<Pick<WalnatsStatus, 
           lagBytes: s.lag === null ? null : Number(s.lag),
           walStatus: s.wal_status,
           plugin: s.plugin,
+          leader: null,
+          standbys: 0,
         }
       : emptySlot(config.slot);
+    // The daemon's leader lock: pg_try_advisory_lock(hashtext('walnats'), hashtext(slot)).
+    const leader = await client.query<{ pid: number; name: string; addr: string | null }>(
+      `SELECT a.pid, a.application_name AS name, a.client_addr::text AS addr
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+          AND l.classid::bigint = (hashtext('walnats')::bigint + 4294967296) % 4294967296
+          AND l.objid::bigint = (hashtext($1)::bigint + 4294967296) % 4294967296`,
+      [config.slot],
+    );
+    slot.leader = leader.rows[0] ?? null;
+    const standbys = await client.query<{ n: string }>(
+      `SELECT count(*)::text AS n FROM pg_stat_activity WHERE application_name LIKE 'walnats-cdc@%' AND datname = current_database() AND pid <> $1`,
+      [slot.leader?.pid ?? 0],
+    );
+    slot.standbys = slot.leader ? Number(standbys.rows[0].n) : 0;
     const pubRows = await client.query<{ puballtables: boolean }>('SELECT puballtables FROM pg_publication WHERE pubname = $1', [config.publication]);
     const publication: PublicationStatus = { name: config.publication, exists: pubRows.rows.length > 0, allTables: pubRows.rows[0]?.puballtables ?? false, tables: [] };
     if (publication.exists) {
@@ -243,6 +264,8 @@ export function formatStatus(s: WalnatsStatus): string {
       add('  restart lsn', sl.restartLsn ?? '-');
       add('  lag', sl.lagBytes === null ? '-' : bytesText(sl.lagBytes));
       add('  wal status', sl.walStatus ?? '-');
+      add('  active instance', sl.leader ? `${sl.leader.name} (backend pid ${sl.leader.pid}${sl.leader.addr ? `, ${sl.leader.addr}` : ''})` : 'none');
+      add('  standbys', String(sl.standbys));
     }
     const p = s.publication;
     if (!p.exists) add('publication', `${p.name}: missing`);

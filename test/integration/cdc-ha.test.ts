@@ -14,6 +14,8 @@ import { ledgerChanges, expectCleanStream, expectSameChanges, type ExpectedChang
 import { connectNats } from '../../src/nats-connection.ts';
 import { defaultStreamName, escapeToken } from '../../src/events/subject.ts';
 import type { NatsConnection } from '@nats-io/transport-node';
+import os from 'node:os';
+import { collectStatus } from '../../src/status.ts';
 
 let pgs: PgServer;
 let nats: NatsServer;
@@ -70,7 +72,7 @@ const port = (d: DaemonProcess) => Number(/listening on :(\d+)/.exec(d.log())![1
 
 describe('high availability', () => {
   it('one instance streams, a second waits as a standby and takes over within 10 s of the active one being killed, with no duplicate and no gap', async () => {
-    const { stream, startStreaming, start, sql } = await setup('ha');
+    const { db, stream, startStreaming, start, sql } = await setup('ha');
     const active = await startStreaming();
     const standby = start();
     await waitFor('standby to report itself', async () => /standby: another instance is active/.test(standby.log()) || undefined, 30_000);
@@ -79,6 +81,9 @@ describe('high availability', () => {
     expect(standbyReady.status).toBe(503);
     expect(await standbyReady.text()).toMatch(/standby/);
     expect(await (await fetch(`http://127.0.0.1:${port(standby)}/metrics`)).text()).toMatch(/walnats_active 0/);
+    const status = await collectStatus({ pgUrl: pgs.url(db), natsUrl: [nats.url], slot: db, publication: 'walnats', prefix: 'walnats' } as never);
+    expect(status.slot.leader?.name).toBe(`walnats-cdc@${os.hostname()}:${active.pid}`);
+    expect(status.slot.standbys).toBe(1);
 
     const expected: ExpectedChange[] = [];
     for (let i = 0; i < 10; i++) expected.push(...(await insertBatch(sql, i * 100, 100)));
