@@ -36,6 +36,10 @@ export interface CdcMetrics {
   readonly transactions: Counter;
   /** walnats_active: 1 while this process holds the slot and streams. */
   readonly active: Gauge;
+  /** walnats_snapshot_rows_total{table}: rows published as snapshot/backfill reads. */
+  readonly snapshotRows: Counter<'table'>;
+  /** walnats_snapshot_rows_estimated{table}: estimated rows (pg_class.reltuples) of a table being snapshotted. */
+  readonly snapshotRowsEstimated: Gauge<'table'>;
 }
 
 export interface GatewayMetrics {
@@ -108,6 +112,8 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
     countReconnect: (target) => reconnectChildren[target].inc(),
     transactions: new Counter({ name: 'walnats_transactions_total', help: 'Transactions whose events are all acknowledged by JetStream.', registers }),
     active: new Gauge({ name: 'walnats_active', help: '1 while this process holds the replication slot and streams.', registers }),
+    snapshotRows: new Counter({ name: 'walnats_snapshot_rows_total', help: 'Rows published as snapshot or backfill reads, by table.', labelNames: ['table'] as const, registers }),
+    snapshotRowsEstimated: new Gauge({ name: 'walnats_snapshot_rows_estimated', help: 'Estimated rows of a table being snapshotted or backfilled (pg_class.reltuples).', labelNames: ['table'] as const, registers }),
   };
   cdc.active.set(0);
 

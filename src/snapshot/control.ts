@@ -1,0 +1,200 @@
+/**
+ * Snapshot bookkeeping that lives in the stream itself, so that it is exactly as durable as
+ * the events it describes (docs/snapshots.md):
+ *
+ * - control events on `<prefix>.<db>.$snapshot`, written by the daemon after each table of
+ *   an initial snapshot and after each backfill chunk, carry the whole snapshot state (jobs,
+ *   tables, the last key read, rows done). They are stored right after the reads they
+ *   account for, so the last control event is the state to resume from.
+ * - requests (`walnats snapshot`) are logical messages with prefix `walnats.snapshot`,
+ *   published like any other message on `<prefix>.<db>.$message.walnats%2Esnapshot`.
+ * - watermarks are logical messages with prefix `walnats.watermark`; the daemon consumes
+ *   them and does not publish them.
+ *
+ * Control events carry the position headers of a read (`Walnats-Op: read`, the LSN they
+ * belong to, seq 0), so the resume logic treats them like the reads they follow.
+ */
+import type { JetStreamManager, StoredMsg } from '@nats-io/jetstream';
+import { formatLsn, type Lsn } from '../lsn.ts';
+import type { OutboundEvent } from '../events/envelope.ts';
+import { escapeToken, streamSubjects, messageSubject, tableSubject } from '../events/subject.ts';
+import {
+  HEADER_COMMIT_LSN,
+  HEADER_LSN,
+  HEADER_MSG_ID,
+  HEADER_OP,
+  HEADER_SEQ,
+  HEADER_SNAPSHOT,
+  positionFromHeaders,
+} from '../events/position.ts';
+
+export const REQUEST_PREFIX = 'walnats.snapshot';
+export const WATERMARK_PREFIX = 'walnats.watermark';
+
+export interface TableProgress {
+  schema: string;
+  table: string;
+  oid?: number;
+  /** Read events published for this table in this job (also the next row index). */
+  rows: number;
+  estimated: number | null;
+  /** Text of the primary key of the last row read (backfill chunks), null before the first chunk. */
+  after: string[] | null;
+  done: boolean;
+  /** Why the table was given up (no primary key, dropped, …). */
+  error?: string;
+}
+
+export interface SnapshotJob {
+  /** Snapshot id: the exported snapshot's name (initial) or the request id (backfill). */
+  id: string;
+  kind: 'initial' | 'backfill';
+  /** For an initial snapshot: the LSN it is consistent with. */
+  lsn?: string;
+  tables: TableProgress[];
+  startedMs: number;
+}
+
+export interface SnapshotState {
+  /** Unfinished jobs, in the order they run. */
+  jobs: SnapshotJob[];
+  /** Ids of the last requests accepted (to recognise a request seen twice). */
+  requests: string[];
+}
+
+export type ControlKind = 'started' | 'table_done' | 'chunk' | 'finished' | 'resumed';
+
+export interface ControlBody {
+  op: 'snapshot';
+  event: ControlKind;
+  snapshot: { id: string; kind: SnapshotJob['kind']; lsn: string };
+  /** The table the event is about (a copy of its progress), when there is one. */
+  table: TableProgress | null;
+  state: SnapshotState;
+  ts_ms: number;
+}
+
+export interface SnapshotRequest {
+  id: string;
+  tables: Array<{ schema: string; table: string }>;
+}
+
+export function emptyState(): SnapshotState {
+  return { jobs: [], requests: [] };
+}
+
+export function controlSubject(prefix: string, database: string): string {
+  return streamSubjects(prefix, database)[0].slice(0, -1) + '$snapshot';
+}
+
+export function requestSubject(prefix: string, database: string): string {
+  return messageSubject(prefix, database, REQUEST_PREFIX);
+}
+
+const utf8 = new TextEncoder();
+
+/** A control event at position (lsn, 0); `tag` makes its Nats-Msg-Id unique within the job. */
+export function buildControlEvent(
+  prefix: string,
+  database: string,
+  lsn: Lsn,
+  job: SnapshotJob,
+  event: ControlKind,
+  table: TableProgress | null,
+  state: SnapshotState,
+  tag: string,
+): OutboundEvent {
+  const snap = escapeToken(job.id);
+  const msgId = `snapshot:${snap}:ctl:${tag}`;
+  const body: ControlBody = {
+    op: 'snapshot',
+    event,
+    snapshot: { id: job.id, kind: job.kind, lsn: formatLsn(lsn) },
+    table: table && { ...table },
+    state,
+    ts_ms: Date.now(),
+  };
+  return {
+    subject: controlSubject(prefix, database),
+    msgId,
+    headers: [
+      [HEADER_MSG_ID, msgId],
+      [HEADER_OP, 'read'],
+      [HEADER_LSN, formatLsn(lsn)],
+      [HEADER_COMMIT_LSN, formatLsn(lsn)],
+      [HEADER_SEQ, '0'],
+      [HEADER_SNAPSHOT, snap],
+    ],
+    body: utf8.encode(JSON.stringify(body)),
+    commitLsn: lsn,
+    seq: 0,
+    kind: 'read',
+  };
+}
+
+export function parseRequest(content: Uint8Array | string): SnapshotRequest | null {
+  try {
+    const v = JSON.parse(typeof content === 'string' ? content : new TextDecoder().decode(content)) as SnapshotRequest;
+    if (typeof v.id !== 'string' || !Array.isArray(v.tables)) return null;
+    if (!v.tables.every((t) => typeof t?.schema === 'string' && typeof t?.table === 'string')) return null;
+    return { id: v.id, tables: v.tables.map((t) => ({ schema: t.schema, table: t.table })) };
+  } catch {
+    return null;
+  }
+}
+
+function apiCode(err: unknown): number | undefined {
+  try {
+    return (err as { apiError?: () => { err_code?: number } }).apiError?.().err_code;
+  } catch {
+    return undefined;
+  }
+}
+
+async function getOrNull(jsm: JetStreamManager, stream: string, query: object): Promise<StoredMsg | null> {
+  try {
+    return await jsm.streams.getMessage(stream, query as { seq: number });
+  } catch (err) {
+    if (apiCode(err) === 10037 || /no message found/i.test((err as Error).message ?? '')) return null;
+    throw err;
+  }
+}
+
+export interface RecoveredState {
+  state: SnapshotState;
+  /** Stream sequence of the control event the state came from (0: none). */
+  seq: number;
+  /** Requests stored after that control event. */
+  laterRequests: Array<SnapshotRequest & { seq: number }>;
+  /** The stream holds no control event and its first message was never removed. */
+  neverSnapshotted: boolean;
+}
+
+/** The last stored snapshot state, and requests stored after it. */
+export async function recoverState(jsm: JetStreamManager, stream: string, prefix: string, database: string): Promise<RecoveredState> {
+  const last = await getOrNull(jsm, stream, { last_by_subj: controlSubject(prefix, database) });
+  let state = emptyState();
+  const seq = last?.seq ?? 0;
+  if (last) state = (JSON.parse(new TextDecoder().decode(last.data)) as ControlBody).state;
+  const info = await jsm.streams.info(stream);
+  const laterRequests: RecoveredState['laterRequests'] = [];
+  const subject = requestSubject(prefix, database);
+  let next = seq + 1;
+  while (next <= info.state.last_seq) {
+    const m = await getOrNull(jsm, stream, { seq: next, next_by_subj: subject });
+    if (!m) break;
+    const body = JSON.parse(new TextDecoder().decode(m.data)) as { message?: { content_text?: string } };
+    const req = body.message?.content_text ? parseRequest(body.message.content_text) : null;
+    if (req) laterRequests.push({ ...req, seq: m.seq });
+    next = m.seq + 1;
+  }
+  return { state, seq, laterRequests, neverSnapshotted: !last && info.state.first_seq <= 1 };
+}
+
+/** Index of the next read of `table` in job `id`: one past the last read stored for it. */
+export async function nextRowIndex(jsm: JetStreamManager, stream: string, prefix: string, database: string, id: string, t: TableProgress): Promise<number> {
+  const m = await getOrNull(jsm, stream, { last_by_subj: tableSubject(prefix, database, t.schema, t.table, 'read') });
+  const pos = m ? positionFromHeaders(m.header) : null;
+  if (pos?.snapshot && pos.snapshot.id === id && pos.snapshot.tableOid === t.oid) return Math.max(t.rows, pos.snapshot.row + 1);
+  return t.rows;
+}
