@@ -35,6 +35,7 @@ function cdcMetrics(m: Metrics): CdcMetrics {
     confirmedLsn: { set: (v) => m.cdc.confirmedLsn.set(v) },
     inFlight: { set: (v) => m.cdc.inFlight.set(v) },
     active: { set: (v) => m.cdc.active.set(v) },
+    publishLatency: { observe: (v) => m.cdc.publishLatency.observe(v) },
     countEvent(change, commitMs) {
       if ('relation' in change) m.cdc.countEvent(`${change.relation.schema}.${change.relation.name}`, change.kind);
       else m.cdc.countEvent('', change.kind);

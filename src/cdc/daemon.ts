@@ -456,7 +456,13 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
           }
           const c = item.change;
           if (c.kind === 'commit') {
-            publisher.checkpoint(confirmUpTo(c.endLsn));
+            const sentAt = performance.now();
+            const confirm = confirmUpTo(c.endLsn);
+            // Publish latency per transaction: its last event sent → acknowledged.
+            publisher.checkpoint(() => {
+              confirm();
+              opts.metrics?.publishLatency?.observe((performance.now() - sentAt) / 1000);
+            });
             opts.metrics?.transactions.inc();
             if (!opts.transactionMarkers) continue;
           }
