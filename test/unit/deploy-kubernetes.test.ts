@@ -88,8 +88,9 @@ describe('deploy/kubernetes', () => {
         expect(names, `${s.metadata.name} → ${p.targetPort}`).toContain(p.targetPort);
       }
     }
-    const pdb = one('PodDisruptionBudget', 'walnats-gateway');
-    expect(matches(pdb.spec.selector.matchLabels, one('Deployment', 'walnats-gateway').spec.template.metadata.labels)).toBe(true);
+    for (const pdb of byKind('PodDisruptionBudget')) {
+      expect(matches(pdb.spec.selector.matchLabels, one('Deployment', pdb.metadata.name).spec.template.metadata.labels)).toBe(true);
+    }
   });
 
   it('probes /healthz (liveness) and /readyz (readiness) on the port walnats listens on', () => {
@@ -99,7 +100,10 @@ describe('deploy/kubernetes', () => {
       const http = c.ports.find((p: any) => p.name === 'http');
       expect(http.containerPort).toBe(Number(config.WALNATS_HTTP_PORT));
       expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
-      expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
+      // A CDC standby is not ready by design (503 "cdc is a standby"), which would stall its
+      // rolling updates: the daemon's readiness is its health; the gateway's is /readyz.
+      const readiness = c.args[0] === 'cdc' ? '/healthz' : '/readyz';
+      expect(c.readinessProbe.httpGet, d.metadata.name).toEqual({ path: readiness, port: 'http' });
       if (c.startupProbe) expect(c.startupProbe.httpGet.port).toBe('http');
     }
   });
@@ -121,11 +125,14 @@ describe('deploy/kubernetes', () => {
     expect(secret.WALNATS_ADMIN_SECRET ?? secret.WALNATS_JWT_SECRET).toBeTruthy();
   });
 
-  it('runs one CDC reader (Recreate: the old pod releases the slot first) and a scaled gateway', () => {
+  it('runs an active CDC daemon with a standby, rolled without a gap, and a scaled gateway', () => {
     const cdc = one('Deployment', 'walnats-cdc');
     expect(cdc.spec.template.spec.containers[0].args).toEqual(['cdc']);
-    expect(cdc.spec.replicas).toBe(1);
-    expect(cdc.spec.strategy.type).toBe('Recreate');
+    expect(cdc.spec.replicas).toBe(2);
+    expect(cdc.spec.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+    expect(one('PodDisruptionBudget', 'walnats-cdc').spec.minAvailable).toBe(1);
+    // Standbys are scraped too (walnats_active tells which one streams).
+    expect(one('Service', 'walnats-cdc').spec.publishNotReadyAddresses).toBe(true);
     const gw = one('Deployment', 'walnats-gateway');
     expect(gw.spec.template.spec.containers[0].args).toEqual(['gateway']);
     expect(gw.spec.replicas).toBeGreaterThanOrEqual(2);
