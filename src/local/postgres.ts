@@ -13,6 +13,8 @@ import { freePort, waitFor } from './ports.ts';
 export interface PgServerOptions {
   /** Extra `-c name=value` settings. */
   settings?: Record<string, string | number>;
+  /** pg_hba.conf lines put before initdb's defaults (first match wins), e.g. `hostssl all app 127.0.0.1/32 cert`. */
+  hba?: string[];
 }
 
 export interface PgServer {
@@ -57,6 +59,29 @@ function runAs(): RunAs {
 
 let dbCounter = 0;
 
+/** `url`, `sql` and `createDatabase` of a server on 127.0.0.1:port, trust auth as postgres. */
+export function sqlAccess(port: number): Pick<PgServer, 'url' | 'sql' | 'createDatabase'> {
+  const url = (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`;
+  const sql: PgServer['sql'] = async (text, params, database) => {
+    const c = new pg.Client({ connectionString: url(database) });
+    await c.connect();
+    try {
+      return (await c.query(text, params as unknown[])).rows;
+    } finally {
+      await c.end();
+    }
+  };
+  return {
+    url,
+    sql,
+    async createDatabase(prefix = 'db') {
+      const name = `${prefix}_${process.pid}_${++dbCounter}`;
+      await sql(`CREATE DATABASE "${name}"`);
+      return name;
+    },
+  };
+}
+
 export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServer> {
   const bin = findPgBinDir();
   const user = runAs();
@@ -72,6 +97,10 @@ export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServe
     ...user,
     stdio: 'pipe',
   });
+  if (opts.hba?.length) {
+    const hbaFile = path.join(dataDir, 'pg_hba.conf');
+    fs.writeFileSync(hbaFile, opts.hba.map((l) => l + '\n').join('') + fs.readFileSync(hbaFile, 'utf8'));
+  }
   const port = await freePort();
   const settings: Record<string, string | number> = {
     listen_addresses: '127.0.0.1',
@@ -97,21 +126,7 @@ export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServe
   const server: PgServer = {
     port,
     dataDir,
-    url: (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`,
-    async sql(text, params, database) {
-      const c = new pg.Client({ connectionString: server.url(database) });
-      await c.connect();
-      try {
-        return (await c.query(text, params as unknown[])).rows;
-      } finally {
-        await c.end();
-      }
-    },
-    async createDatabase(prefix = 'db') {
-      const name = `${prefix}_${process.pid}_${++dbCounter}`;
-      await server.sql(`CREATE DATABASE "${name}"`);
-      return name;
-    },
+    ...sqlAccess(port),
     async start() {
       log = '';
       child = spawn(path.join(bin, 'postgres'), ['-D', dataDir], { ...user, stdio: ['ignore', 'pipe', 'pipe'] });

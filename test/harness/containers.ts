@@ -5,13 +5,11 @@
  * WALNATS_TEST_NATS_IMAGE (nats:2.10).
  */
 import { execFileSync } from 'node:child_process';
-import pg from 'pg';
-import type { PgServer, PgServerOptions } from '../../src/local/postgres.ts';
+import { sqlAccess, type PgServer, type PgServerOptions } from '../../src/local/postgres.ts';
 import type { NatsServer } from '../../src/local/nats.ts';
 import { freePort, waitFor } from '../../src/local/ports.ts';
 
 const docker = (...args: string[]) => execFileSync('docker', args, { stdio: 'pipe' });
-let dbCounter = 0;
 
 export async function startPostgresContainer(opts: PgServerOptions = {}): Promise<PgServer> {
   const { GenericContainer, Wait } = await import('testcontainers');
@@ -27,21 +25,7 @@ export async function startPostgresContainer(opts: PgServerOptions = {}): Promis
   const server: PgServer = {
     port,
     dataDir: '/var/lib/postgresql/data',
-    url: (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`,
-    async sql(text, params, database) {
-      const c = new pg.Client({ connectionString: server.url(database) });
-      await c.connect();
-      try {
-        return (await c.query(text, params as unknown[])).rows;
-      } finally {
-        await c.end();
-      }
-    },
-    async createDatabase(prefix = 'db') {
-      const name = `${prefix}_${process.pid}_${++dbCounter}`;
-      await server.sql(`CREATE DATABASE "${name}"`);
-      return name;
-    },
+    ...sqlAccess(port),
     async stop() {
       docker('stop', id);
     },
