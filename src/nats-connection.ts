@@ -43,9 +43,29 @@ export function natsConnectionOptions(s: NatsSettings, name: string): Connection
   return opts;
 }
 
+/** A first-attempt failure that is a certificate problem: configuration to fix, not an outage to wait out. */
+function isTlsFailure(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown };
+  return (
+    (typeof e?.code === 'string' && /CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(e.code)) ||
+    (typeof e?.message === 'string' && /certificate|\btls\b|\bssl\b/i.test(e.message))
+  );
+}
+
 export async function connectNats(s: NatsSettings, name = 'walnats'): Promise<NatsConnection> {
+  const opts = natsConnectionOptions(s, name);
   try {
-    return await connect(natsConnectionOptions(s, name));
+    // One attempt that does not wait: with waitOnFirstConnect the client would retry a server
+    // whose certificate it refuses for ever, in silence. Anything else (refused, unreachable,
+    // timed out) is an outage, waited out below.
+    return await connect({ ...opts, waitOnFirstConnect: false });
+  } catch (err) {
+    if (isTlsFailure(err)) {
+      throw new Error(`cannot connect to NATS at ${s.natsUrl.join(', ')}: TLS: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  try {
+    return await connect(opts);
   } catch (err) {
     throw new Error(`cannot connect to NATS at ${s.natsUrl.join(', ')}: ${(err as Error).message}`, { cause: err });
   }

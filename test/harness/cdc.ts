@@ -2,7 +2,7 @@
 import pino from 'pino';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createCdcDaemon, type CdcDaemon, type CdcOptions } from '../../src/cdc/daemon.ts';
-import { connectNats } from '../../src/nats-connection.ts';
+import { connectNats, type NatsSettings } from '../../src/nats-connection.ts';
 import { defaultStreamName } from '../../src/events/subject.ts';
 
 export interface TestDaemon {
@@ -12,8 +12,15 @@ export interface TestDaemon {
   stop(): Promise<void>;
 }
 
-export async function startTestDaemon(pgUrl: string, natsUrl: string, database: string, overrides: Partial<CdcOptions> = {}): Promise<TestDaemon> {
-  const nc = await connectNats({ natsUrl: [natsUrl] }, 'walnats-test');
+/** `nats` adds auth/TLS settings (and may replace the seed list) for the daemon's NATS connection. */
+export async function startTestDaemon(
+  pgUrl: string,
+  natsUrl: string,
+  database: string,
+  overrides: Partial<CdcOptions> = {},
+  nats: Partial<NatsSettings> = {},
+): Promise<TestDaemon> {
+  const nc = await connectNats({ natsUrl: [natsUrl], ...nats }, 'walnats-test');
   const prefix = overrides.prefix ?? 'walnats';
   const daemon = createCdcDaemon({
     pgUrl,
