@@ -62,6 +62,12 @@ describe('examples/consumer-ts', () => {
     expect(got[0].event.after).toMatchObject({ qty: 7, price: '70.00', customer_id: 1 });
     expect(got[1].event.after).toMatchObject({ qty: 8 });
     for (const g of got) expect(g.d.msgId).toBe(`${g.event.source.commit_lsn}:${g.event.source.seq}`);
+    // Every field of the events is in the envelope reference of docs/consumers.md.
+    const doc = fs.readFileSync(path.join(ROOT, 'docs/consumers.md'), 'utf8');
+    for (const g of got) {
+      for (const k of Object.keys(g.event)) expect(doc, k).toContain(`| \`${k}\``);
+      for (const k of Object.keys(g.event.source)) expect(doc, `source.${k}`).toMatch(new RegExp(`\`source\\.${k}\``));
+    }
     await run1.stop();
 
     // The durable consumer kept its position: a second run gets only what came after.

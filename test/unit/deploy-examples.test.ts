@@ -10,6 +10,8 @@ import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { defaultStreamName, escapeToken, tableSubject } from '../../src/events/subject.ts';
 import * as ts from '../../examples/consumer-ts/consume.ts';
+import * as position from '../../src/events/position.ts';
+import { HEADER_DEAD_LETTER } from '../../src/events/dead-letter.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const NAMES = ['orders', 'Order Items', 'a.b', '*', '>', '%', '', 'größe', '日本', 'x-y_z', '$tx', 'emoji 🎉', 'tab\there'];
@@ -63,5 +65,21 @@ print(json.dumps([[ns['escape_token'](n), ns['default_stream_name']('walnats', n
     expect(cfg.pipeline.processors[0].dedupe.key).toContain('Nats-Msg-Id');
     expect(cfg.cache_resources.map((c: { label: string }) => c.label)).toContain(cfg.pipeline.processors[0].dedupe.cache);
     expect(cfg.output.aws_s3.batching.processors[0].archive.format).toBe('lines');
+  });
+
+  it('docs/consumers.md documents every header, reserved subject and op, and links every example', () => {
+    const doc = fs.readFileSync(path.join(ROOT, 'docs/consumers.md'), 'utf8');
+    const headers = Object.entries(position).filter(([k]) => k.startsWith('HEADER_')).map(([, v]) => v as string);
+    for (const h of [...headers, HEADER_DEAD_LETTER]) expect(doc, h).toContain(`\`${h}\``);
+    for (const r of ['$message', '$tx', '$schema', '$heartbeat', '$deadletter']) expect(doc, r).toContain(`.${r}`);
+    const walnatsOp = doc.split('\n').find((l) => l.startsWith('| `Walnats-Op` |'))!;
+    for (const kind of position.EVENT_KINDS) expect(walnatsOp, kind).toMatch(new RegExp(`\\b${kind}\\b`));
+    for (const op of ['c', 'u', 'd', 't', 'r', 'm']) expect(doc, op).toContain(`\`${op}\``);
+    for (const f of ['consumer-ts/consume.ts', 'consumer-go/main.go', 'consumer-py/consume.py', 'redpanda-connect/orders-to-s3.yaml']) {
+      expect(doc).toContain(`](../examples/${f})`);
+    }
+    const deploy = fs.readFileSync(path.join(ROOT, 'docs/deploy.md'), 'utf8');
+    expect(deploy).toContain('](configuration.md)');
+    for (const [, target] of deploy.matchAll(/\]\((\.\.\/[^)#]+)\)/g)) expect(fs.existsSync(path.join(ROOT, 'docs', target)), target).toBe(true);
   });
 });
