@@ -17,7 +17,7 @@ import { createInbox, headers as natsHeaders, type NatsConnection } from '@nats-
 import { jetstream, jetstreamManager, DeliverPolicy } from '@nats-io/jetstream';
 import pg from 'pg';
 import {
-  QUICK, cpuSeconds, deleteStream, dropDatabase, fmt, log, nowMs, parseTimestampMs, ratioOf, sleep, startWalnats,
+  QUICK, busyPct, cpuSeconds, cpuTicks, deleteStream, dropDatabase, fmt, log, nowMs, parseTimestampMs, ratioOf, sleep, startWalnats,
   summary, waitForLog, waitForStream, waitWalFlushed, type Env, type Result,
 } from './lib.ts';
 import { defaultStreamName } from '../src/events/subject.ts';
@@ -156,7 +156,8 @@ export async function rawPublishCeiling(nc: NatsConnection, sample: SampleMessag
 
 export async function benchThroughput(env: Env): Promise<Result[]> {
   const out: Result[] = [];
-  for (const w of workloads()) {
+  const pick = process.env.WALNATS_BENCH_WORKLOAD?.split(',');
+  for (const w of workloads().filter((x) => !pick || pick.includes(x.key))) {
     log(`throughput: ${w.label}`);
     const db = await prepareDb(env, `tp_${w.key.replace(/-/g, '_')}`, ['wn', 'rl']);
     const tl = nowMs();
@@ -165,7 +166,9 @@ export async function benchThroughput(env: Env): Promise<Result[]> {
     log(`  loaded in ${fmt((nowMs() - tl) / 1000)} s, end ${endLsn}`);
 
     // pg_recvlogical first: the ceiling of the walsender decoding this slot data.
+    const c0 = cpuTicks();
     const rl = await runRecvlogical(env, db, 'rl', endLsn);
+    const rlBusy = busyPct(c0, cpuTicks());
     if (rl.code !== 0) throw new Error(`pg_recvlogical exited with ${rl.code}: ${rl.err}`);
     const rlRate = (w.rows / rl.ms) * 1000;
     log(`  pg_recvlogical: ${fmt(rl.ms)} ms, ${fmt(rlRate, 0)} rows/s`);
@@ -175,10 +178,13 @@ export async function benchThroughput(env: Env): Promise<Result[]> {
     const d = startWalnats(env, db, { WALNATS_SLOT: 'wn', WALNATS_CREATE_SLOT: 'false' });
     let wn: { ms: number; rate: number; cpu: number; events: number };
     let sample: SampleMessage;
+    let wnBusy = NaN;
     try {
       const tStart = await waitForLog(d, /^streaming changes/);
       const cpu0 = cpuSeconds(d.pid);
+      const c1 = cpuTicks();
       const st = await waitForStream(env.nc, stream, w.rows, 600_000);
+      wnBusy = busyPct(c1, cpuTicks());
       const ms = st.lastTs - tStart;
       wn = { ms, rate: (w.rows / ms) * 1000, cpu: cpuSeconds(d.pid) - cpu0, events: st.messages };
       sample = await sampleMessage(env.nc, stream, st.lastSeq);
@@ -188,7 +194,9 @@ export async function benchThroughput(env: Env): Promise<Result[]> {
     log(`  walnats: ${fmt(wn.ms)} ms, ${fmt(wn.rate, 0)} events/s, daemon CPU ${fmt(wn.cpu)} s`);
     await deleteStream(env.nc, stream);
 
+    const c2 = cpuTicks();
     const raw = await rawPublishCeiling(env.nc, sample, w.rows);
+    const rawBusy = busyPct(c2, cpuTicks());
     log(`  raw JetStream publish: ${fmt(raw.ms)} ms, ${fmt(raw.rate, 0)} msg/s (${sample.data.length} B bodies)`);
     await dropDatabase(env.pg, db);
 
@@ -201,7 +209,7 @@ export async function benchThroughput(env: Env): Promise<Result[]> {
       ceiling: { name: 'pg_recvlogical → /dev/null', value: rlRate },
       ratio,
       target: { text: '≥ 0.8 × pg_recvlogical', pass: ratio >= 0.8 },
-      detail: `${fmt(wn.ms / 1000)} s vs ${fmt(rl.ms / 1000)} s; daemon CPU ${fmt(wn.cpu)} s (${fmt((wn.cpu / (wn.ms / 1000)) * 100, 0)} % of a core); event body ${sample.data.length} B`,
+      detail: `${fmt(wn.ms / 1000)} s vs ${fmt(rl.ms / 1000)} s; daemon CPU ${fmt(wn.cpu)} s (${fmt((wn.cpu / (wn.ms / 1000)) * 100, 0)} % of a core); machine CPU busy ${fmt(wnBusy, 0)} % vs ${fmt(rlBusy, 0)} %; event body ${sample.data.length} B`,
     });
     out.push({
       area: 'CDC throughput',
@@ -210,7 +218,7 @@ export async function benchThroughput(env: Env): Promise<Result[]> {
       unit: 'events/s',
       ceiling: { name: 'raw pipelined publish from Node', value: raw.rate },
       ratio: ratioOf(wn.rate, raw.rate),
-      detail: `raw publish ${fmt(raw.ms / 1000)} s for ${fmt(w.rows, 0)} × ${sample.data.length} B`,
+      detail: `raw publish ${fmt(raw.ms / 1000)} s for ${fmt(w.rows, 0)} × ${sample.data.length} B; machine CPU busy ${fmt(rawBusy, 0)} % (walnats run: ${fmt(wnBusy, 0)} %)`,
     });
   }
   return out;
@@ -221,6 +229,7 @@ export async function pacedInserts(url: string, tps: number, seconds: number, in
   const clients: pg.Client[] = [];
   for (let i = 0; i < conns; i++) {
     const c = new pg.Client({ connectionString: url, options: '-c synchronous_commit=on' });
+    c.on('error', () => {});
     await c.connect();
     clients.push(c);
   }
@@ -266,7 +275,7 @@ export async function benchLatency(env: Env): Promise<Result[]> {
       await waitForLog(d, /^streaming changes/);
       await sleep(500);
       const b = 'x'.repeat(64);
-      load = await pacedInserts(env.pg.url(db), tps, seconds, (c, i) => c.query('INSERT INTO t (id, a, b) VALUES ($1, $1, $2)', [i + 1, b]));
+      load = await pacedInserts(env.pg.url(db), tps, seconds, (c, i) => c.query('INSERT INTO t (id, a, b) VALUES ($1, $2, $3)', [i + 1, i + 1, b]));
       await waitForStream(env.nc, stream, load.done, 120_000);
     } finally {
       await d.kill('SIGTERM');

@@ -2,7 +2,10 @@
  * Shared pieces of `npm run bench`: sizes (full or WALNATS_BENCH_QUICK=1), result records,
  * percentiles, timestamps, servers, and a `walnats` process driven through its environment.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { spawnDaemon, type DaemonProcess } from '../test/harness/daemon-process.ts';
@@ -109,8 +112,46 @@ export async function waitForLog(d: DaemonProcess, re: RegExp, timeoutMs = 60_00
   }
 }
 
+/**
+ * A `walnats` process (as test/harness spawnDaemon, plus options for the bench):
+ *   WALNATS_BENCH_PROF=<dir>  node --cpu-prof: each process writes a V8 CPU profile there on exit
+ *   WALNATS_BENCH_BIN=<path>  another checkout's bin/walnats.js (default: this one's)
+ */
 export function startWalnats(env: Env, db: string, extra: Record<string, string> = {}, command = 'cdc'): DaemonProcess {
-  return spawnDaemon(walnatsEnv(env, db, extra), command);
+  const prof = process.env.WALNATS_BENCH_PROF;
+  const bin = process.env.WALNATS_BENCH_BIN;
+  if (!prof && !bin) return spawnDaemon(walnatsEnv(env, db, extra), command);
+  return spawnWith(walnatsEnv(env, db, extra), command, bin ?? BIN, prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []);
+}
+
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../bin/walnats.js');
+
+function spawnWith(env: Record<string, string>, command: string, bin: string, nodeArgs: string[]): DaemonProcess {
+  let out = '';
+  const child = spawn(process.execPath, [...nodeArgs, bin, command], {
+    env: { ...process.env, WALNATS_HTTP_PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return {
+    pid: child.pid!,
+    log: () => out,
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+    peakRss() {
+      try {
+        const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+        return m ? Number(m[1]) * 1024 : 0;
+      } catch {
+        return 0;
+      }
+    },
+    exited,
+  };
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc. */
@@ -186,4 +227,17 @@ export async function deleteStream(nc: NatsConnection, stream: string): Promise<
 export async function dropDatabase(pg: PgServer, db: string): Promise<void> {
   await pg.sql('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active', [db]).catch(() => {});
   await pg.sql(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`).catch(() => {});
+}
+
+/** Machine-wide CPU counters from /proc/stat; busyPct(a, b) = share of all cores busy between two readings. */
+export function cpuTicks(): { busy: number; total: number } {
+  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const idle = v[3] + (v[4] ?? 0);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+export function busyPct(a: { busy: number; total: number }, b: { busy: number; total: number }): number {
+  return b.total > a.total ? ((b.busy - a.busy) / (b.total - a.total)) * 100 : NaN;
 }

@@ -45,7 +45,7 @@ async function main() {
   const started = Date.now();
   log(`walnats bench${QUICK ? ' (quick)' : ''} on ${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GB`);
   const [pg, nats] = await Promise.all([
-    startPostgres({ settings: { max_wal_size: '4GB', checkpoint_timeout: '30min', wal_sender_timeout: '60s' } }),
+    startPostgres({ settings: { ...(process.env.WALNATS_BENCH_PGLOG ? { logging_collector: 'on', log_directory: process.env.WALNATS_BENCH_PGLOG } : {}), max_wal_size: '4GB', checkpoint_timeout: '30min', wal_sender_timeout: '60s' } }),
     startNats(),
   ]);
   const nc = await connect({ servers: nats.url });
