@@ -71,7 +71,7 @@ print(json.dumps([[ns['escape_token'](n), ns['default_stream_name']('walnats', n
     const doc = fs.readFileSync(path.join(ROOT, 'docs/consumers.md'), 'utf8');
     const headers = Object.entries(position).filter(([k]) => k.startsWith('HEADER_')).map(([, v]) => v as string);
     for (const h of [...headers, HEADER_DEAD_LETTER]) expect(doc, h).toContain(`\`${h}\``);
-    for (const r of ['$message', '$tx', '$schema', '$heartbeat', '$deadletter']) expect(doc, r).toContain(`.${r}`);
+    for (const r of ['$message', '$tx', '$schema', '$heartbeat', '$deadletter', '$snapshot']) expect(doc, r).toContain(`.${r}`);
     const walnatsOp = doc.split('\n').find((l) => l.startsWith('| `Walnats-Op` |'))!;
     for (const kind of position.EVENT_KINDS) expect(walnatsOp, kind).toMatch(new RegExp(`\\b${kind}\\b`));
     for (const op of ['c', 'u', 'd', 't', 'r', 'm']) expect(doc, op).toContain(`\`${op}\``);
