@@ -20,6 +20,7 @@ import { GatewayEngine, stateOf, type RequestState } from './engine.ts';
 import type { NameMappingReport } from './model.ts';
 import { loadPermissionsFile, validatePermissions, type PermissionsSpec } from './permissions.ts';
 import { loadValidators } from './validators.ts';
+import { localGraphiql } from './graphiql.ts';
 
 export type { NameMappingReport } from './model.ts';
 export type { PermissionsSpec } from './permissions.ts';
@@ -213,10 +214,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     },
   });
 
+  const graphiql = localGraphiql('/graphql');
+  if (!graphiql) log.warn('@graphql-yoga/graphiql is not installed: the GraphiQL page loads its assets from unpkg.com and needs internet access');
+
   const yoga = createYoga<{ req: IncomingMessage; res: ServerResponse }>({
     graphqlEndpoint: '/graphql',
     landingPage: false,
     graphiql: { title: 'walnats', subscriptionsProtocol: 'WS' },
+    renderGraphiQL: graphiql ? (o) => graphiql.render({ ...o }) : undefined,
     logging: false,
     maskedErrors: {
       isDev: false,
@@ -237,6 +242,15 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   });
 
   // ── graphql-ws ────────────────────────────────────────────────────────────────────
+  interface WsExtra { principal?: Principal; headers: Record<string, string | undefined>; timer?: NodeJS.Timeout; request: IncomingMessage; socket: WebSocket; expires?: number }
+  /** Closes the socket when the earliest credential it was given expires. */
+  const expireAt = (extra: WsExtra, p: Principal) => {
+    if (!p.expiresAt || (extra.expires && extra.expires <= p.expiresAt)) return;
+    if (extra.timer) clearTimeout(extra.timer);
+    extra.expires = p.expiresAt;
+    extra.timer = setTimeout(() => extra.socket.close(4403, 'Forbidden: token expired'), Math.max(0, p.expiresAt - Date.now()));
+    extra.timer.unref?.();
+  };
   const wss = new WebSocketServer({ noServer: true });
   const sockets = new Set<WebSocket>();
   useServer<Record<string, unknown>, { principal?: Principal; timer?: NodeJS.Timeout }>(
@@ -251,16 +265,17 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
           ...lowerHeaders((params.headers as Record<string, unknown>) ?? {}),
           ...lowerHeaders(params),
         };
+        const extra = ctx.extra as unknown as WsExtra;
+        extra.headers = headers;
         try {
           const p = await authenticate(headers);
-          const extra = ctx.extra as unknown as { principal?: Principal; timer?: NodeJS.Timeout; socket: WebSocket };
           extra.principal = p;
-          if (p.expiresAt) {
-            extra.timer = setTimeout(() => extra.socket.close(4403, 'Forbidden: token expired'), Math.max(0, p.expiresAt - Date.now()));
-            extra.timer.unref?.();
-          }
+          expireAt(extra, p);
           return true;
         } catch (e) {
+          // No credentials at all: the connection may still carry them per operation, in
+          // `extensions.headers` (as GraphiQL sends what its Headers tab holds). Wrong ones refuse it.
+          if (!hasCredentials(headers)) return true;
           log.info({ reason: (e as Error).message }, 'websocket connection refused');
           return false;
         }
@@ -270,8 +285,19 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         if (extra.timer) clearTimeout(extra.timer);
       },
       onSubscribe: async (ctx, _id, payload) => {
-        const extra = ctx.extra as unknown as { principal: Principal; request: IncomingMessage; socket: WebSocket };
-        const p = extra.principal;
+        const extra = ctx.extra as unknown as WsExtra;
+        let p = extra.principal;
+        const ext = (payload.extensions as { headers?: unknown } | undefined)?.headers;
+        const opHeaders = ext && typeof ext === 'object' ? lowerHeaders(ext as Record<string, unknown>) : {};
+        if (hasCredentials(opHeaders) || (p && Object.keys(opHeaders).length)) {
+          try {
+            p = await authenticate({ ...extra.headers, ...opHeaders });
+          } catch (e) {
+            return [e instanceof GraphQLError ? e : new AuthError('authentication failed')];
+          }
+          expireAt(extra, p);
+        }
+        if (!p) return [new AuthError('authentication required')];
         if (p.expiresAt && p.expiresAt <= Date.now()) {
           extra.socket.close(4403, 'Forbidden: token expired');
           return [new GraphQLError('token expired')];
@@ -309,6 +335,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const servers = new Set<Server>();
   return {
     handle(req, res) {
+      if (graphiql?.serve(req, res)) return;
       void yoga(req, res);
     },
     attachWebSocket(server, path = '/graphql') {
@@ -335,6 +362,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       await pool.end();
     },
   };
+}
+
+function hasCredentials(h: Record<string, string | undefined>): boolean {
+  return h['x-walnats-admin-secret'] !== undefined || h['x-hasura-admin-secret'] !== undefined || h.authorization !== undefined;
 }
 
 function operationType(args: ExecutionArgs): string {

@@ -113,6 +113,24 @@ describe('gateway security', () => {
       expect(refused!.code).toBe(4403);
       await c2.dispose();
     });
+    it('a socket opened without credentials takes them per operation (extensions.headers, as GraphiQL sends them)', async () => {
+      const client = wsClient(rig.wsUrl);
+      const none = collect(client, 'subscription { customers { id } }');
+      await until(() => none.errors.length || none.completed, 'refusal without credentials');
+      expect(JSON.stringify(none.errors)).toMatch(/authentication required/);
+      const wrong = collect(client, 'subscription { customers { id } }', undefined, { headers: { 'x-walnats-admin-secret': 'nope' } });
+      await until(() => wrong.errors.length || wrong.completed, 'refusal with a wrong secret');
+      expect(JSON.stringify(wrong.errors)).toMatch(/invalid admin secret/);
+      const ok = collect(client, 'subscription { customers { id } }', undefined, { headers: { 'x-walnats-admin-secret': 'adm1n' } });
+      await until(() => ok.results.length, 'live result as admin');
+      expect(ok.results[0].data.customers).toHaveLength(3);
+      const u1 = collect(client, 'subscription { orders { customer_id } }', undefined, { headers: { Authorization: `Bearer ${await hs(user(1))}` } });
+      await until(() => u1.results.length, 'live result as user 1');
+      expect(new Set(u1.results[0].data.orders.map((o: { customer_id: number }) => o.customer_id))).toEqual(new Set([1]));
+      ok.stop();
+      u1.stop();
+      await client.dispose();
+    });
   });
 
   describe('permissions', () => {
