@@ -393,10 +393,11 @@ function checkSetting(key: string, value: unknown): string | undefined {
     case 'pg_url': {
       const v = value as string;
       if (v === '') return 'must not be empty';
-      // Key/value connection strings (`host=… dbname=…`) are valid for libpq; URLs must parse.
-      if (/^postgres(ql)?:\/\//.test(v)) {
-        try { new URL(v); } catch { return 'not a valid postgres:// URL'; }
-      }
+      // node-postgres parses URLs only (and `socket:` URLs): a libpq key/value string
+      // (`host=… dbname=…`) or any other text would be taken as a database name on a host
+      // called "base", and fail only at connect time, over and over.
+      if (!/^(postgres(ql)?:\/\/|socket:)/.test(v)) return 'expected a postgres://user:password@host:port/database URL (libpq key=value strings are not supported)';
+      try { new URL(v); } catch { return 'not a valid postgres:// URL'; }
       return undefined;
     }
     case 'publication':
