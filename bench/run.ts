@@ -26,14 +26,14 @@ const root = path.resolve(here, '..');
 const only = process.env.WALNATS_BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
 const want = (area: string) => !only || only.includes(area);
 
-async function snapshotResults(): Promise<{ results: Result[]; raw?: unknown; error?: string } | undefined> {
+async function snapshotResults(env: Env): Promise<{ results: Result[]; raw?: unknown; error?: string } | undefined> {
   // bench/snapshot.ts belongs to another area; call it when it is there.
   const spec = './snapshot.ts';
   if (!fs.existsSync(path.join(here, 'snapshot.ts'))) return undefined;
   try {
-    const mod = (await import(spec)) as { benchSnapshot?: (...a: unknown[]) => Promise<unknown> };
+    const mod = (await import(spec)) as { benchSnapshot?: (env?: Env) => Promise<unknown> };
     if (typeof mod.benchSnapshot !== 'function') return undefined;
-    const raw = await mod.benchSnapshot();
+    const raw = await mod.benchSnapshot(env);
     const results = Array.isArray(raw) ? (raw as Result[]).filter((r) => r && typeof r.value === 'number' && typeof r.name === 'string') : [];
     return { results, raw: results.length ? undefined : raw };
   } catch (err) {
@@ -60,7 +60,7 @@ async function main() {
     if (want('fanout')) results.push(...(await benchFanout(env)));
     if (want('queries')) results.push(...(await benchQueries(env)));
     if (want('snapshot')) {
-      const snap = await snapshotResults();
+      const snap = await snapshotResults(env);
       if (snap) {
         results.push(...snap.results.map((r) => ({ ...r, area: r.area ?? 'Snapshot' })));
         snapshotRaw = snap.raw;
