@@ -149,6 +149,8 @@ export const CONFIG_SETTINGS: readonly SettingDef[] = [
     description: 'Postgres `statement_timeout` of gateway queries.' },
   { key: 'gateway_introspection', type: 'bool', default: true, commands: GATEWAY,
     description: 'Allow GraphQL introspection (the admin role always may).' },
+  { key: 'gateway_rate_limit', type: 'int', default: 0, min: 0, commands: GATEWAY,
+    description: 'GraphQL operations per second each role may start (token bucket, bursts of up to one second\'s worth; refused with a `rate-limited` error and HTTP 429); 0 = unlimited. The admin role is exempt; a role\'s `rate_limit` in the permissions file overrides it.' },
   // ── NATS connection ──
   { key: 'nats_user', type: 'string', commands: NATS_USERS, description: 'NATS user name.' },
   { key: 'nats_password', type: 'string', secret: true, commands: NATS_USERS, description: 'NATS password.' },
@@ -209,6 +211,7 @@ export interface WalnatsConfig {
   gatewayMaxRows: number;
   gatewayStatementTimeout: number;
   gatewayIntrospection: boolean;
+  gatewayRateLimit: number;
   natsUser: string | undefined;
   natsPassword: string | undefined;
   natsToken: string | undefined;

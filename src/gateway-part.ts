@@ -47,6 +47,7 @@ export async function startGatewayPart(c: WalnatsConfig, nc: NatsConnection, log
     maxRows: c.gatewayMaxRows,
     statementTimeoutMs: c.gatewayStatementTimeout,
     introspection: c.gatewayIntrospection,
+    rateLimit: c.gatewayRateLimit,
     production: process.env.NODE_ENV === 'production',
     logger,
     metrics: { registry: metrics.registry },

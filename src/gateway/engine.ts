@@ -35,6 +35,8 @@ export interface EngineOptions {
   validators: Validators;
   maxRows: number;
   introspection: boolean;
+  /** Operations per second per role (roles may override it); 0 = unlimited. */
+  rateLimit?: number;
   source: StreamSource;
   logger: Logger;
   onDelivery?: (table: string) => void;
@@ -91,8 +93,8 @@ export class GatewayEngine implements Engine {
     if (p.admin) return adminAccess(this.o.maxRows);
     let a = this.accesses.get(p.role);
     if (!a) {
-      a = roleAccess(this.model, this.o.permissions, p.role, { introspection: this.o.introspection, maxRows: this.o.maxRows }) ?? {
-        role: p.role, admin: false, introspection: false, maxRows: this.o.maxRows, table: () => undefined,
+      a = roleAccess(this.model, this.o.permissions, p.role, { introspection: this.o.introspection, maxRows: this.o.maxRows, rateLimit: this.o.rateLimit }) ?? {
+        role: p.role, admin: false, introspection: false, maxRows: this.o.maxRows, rateLimit: { rate: this.o.rateLimit ?? 0 }, table: () => undefined,
       };
       this.accesses.set(p.role, a);
     }

@@ -21,6 +21,7 @@ import type { NameMappingReport } from './model.ts';
 import { loadPermissionsFile, validatePermissions, type PermissionsSpec } from './permissions.ts';
 import { loadValidators } from './validators.ts';
 import { localGraphiql } from './graphiql.ts';
+import { RateLimitError, RateLimiter } from './ratelimit.ts';
 
 export type { NameMappingReport } from './model.ts';
 export type { PermissionsSpec } from './permissions.ts';
@@ -43,6 +44,8 @@ export interface GatewayOptions {
   maxRows: number;
   statementTimeoutMs: number;
   introspection: boolean;
+  /** Operations per second each non-admin role may start (token bucket); 0/absent = unlimited. Roles may override it. */
+  rateLimit?: number;
   production: boolean;
   logger: Logger;
   metrics?: { registry: Registry };
@@ -111,6 +114,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     validators,
     maxRows: opts.maxRows,
     introspection: opts.introspection,
+    rateLimit: opts.rateLimit,
     source: { nc: opts.nc, stream: opts.stream, prefix: opts.subjectPrefix, database: opts.database, logger: log },
     logger: log,
     onDelivery: (t) => deliveries?.inc({ table: t }),
@@ -171,6 +175,20 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   // ── yoga ──────────────────────────────────────────────────────────────────────────
   const authenticate = async (headers: Record<string, string | undefined>) => auth.authenticate(headers);
 
+  const limiter = new RateLimiter();
+  const rateLimited = metric(() => new Counter({ name: 'walnats_gateway_rate_limited_total', help: 'GraphQL operations refused by a rate limit', labelNames: ['role'], registers: [m!] }));
+  /** Takes a token of the state's role (or of its user, with `by`); throws when there is none. */
+  const admit = (st: RequestState) => {
+    const l = st.access.rateLimit;
+    if (!(l.rate > 0)) return;
+    const by = l.by ? st.principal.session[l.by] : undefined;
+    const wait = limiter.take(by === undefined ? st.principal.role : `${st.principal.role}\u0000${by}`, l);
+    if (wait > 0) {
+      rateLimited?.inc({ role: st.principal.role });
+      throw new RateLimitError(st.principal.role, l, wait);
+    }
+  };
+
   const states = new WeakMap<Request, RequestState>();
   /** Authenticates each HTTP request and gives it its role's current schema. */
   const useWalnatsAuth = (): Plugin => ({
@@ -178,7 +196,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       return {
         async onRequestParseDone() {
           const p = await authenticate(lowerHeaders(request.headers));
-          states.set(request, engine.newState(p));
+          const st = engine.newState(p);
+          admit(st);
+          states.set(request, st);
         },
       };
     },
@@ -303,6 +323,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
           return [new GraphQLError('token expired')];
         }
         const state = engine.newState(p);
+        try {
+          admit(state);
+        } catch (e) {
+          return [e as GraphQLError];
+        }
         const enveloped = yoga.getEnveloped({ ...ctx, req: extra.request, socket: extra.socket, params: payload, walnats: state });
         const schema = state.rs.schema; // explicit: the per-role, current schema
         let document;

@@ -7,6 +7,8 @@
  *   user:
  *     introspection: false        # optional, default: gateway_introspection
  *     max_rows: 100               # optional, caps every list (default gateway_max_rows)
+ *     rate_limit: 20              # optional, operations/s of the role (default gateway_rate_limit), or
+ *                                 # { per_second: 20, burst: 40, by: X-Hasura-User-Id } for a bucket per user
  *     tables:
  *       orders:                   # `table` (first configured schema) or `schema.table`
  *         select: { columns: [id, qty, customer_id], filter: { customer_id: { _eq: X-Hasura-User-Id } }, allow_aggregations: true }
@@ -32,9 +34,17 @@ export interface TablePermissionSpec {
   delete?: { filter?: BoolExp };
 }
 
+export interface RateLimitSpec {
+  per_second: number;
+  burst?: number;
+  /** A session variable: one bucket per value of it (e.g. per user) instead of one per role. */
+  by?: string;
+}
+
 export interface RolePermissionSpec {
   introspection?: boolean;
   max_rows?: number;
+  rate_limit?: number | RateLimitSpec;
   tables?: Record<string, TablePermissionSpec>;
 }
 
@@ -61,7 +71,8 @@ export function validatePermissions(spec: unknown): string[] {
       p.push(`roles.${role}: must be an object`);
       continue;
     }
-    for (const k of Object.keys(r)) if (!['introspection', 'max_rows', 'tables'].includes(k)) p.push(`roles.${role}.${k}: unknown key`);
+    for (const k of Object.keys(r)) if (!['introspection', 'max_rows', 'rate_limit', 'tables'].includes(k)) p.push(`roles.${role}.${k}: unknown key`);
+    if (r.rate_limit !== undefined) p.push(...rateLimitProblems(`roles.${role}.rate_limit`, r.rate_limit));
     for (const [t, tp] of Object.entries(r.tables ?? {})) {
       for (const [op, v] of Object.entries(tp ?? {})) {
         if (!['select', 'insert', 'update', 'delete'].includes(op)) p.push(`roles.${role}.tables.${t}.${op}: unknown operation`);
@@ -91,6 +102,8 @@ export interface RoleAccess {
   admin: boolean;
   introspection: boolean;
   maxRows: number;
+  /** Operations per second (rate 0 = unlimited). */
+  rateLimit: ResolvedRateLimit;
   table(key: string): ResolvedTableAccess | undefined;
 }
 
@@ -100,6 +113,7 @@ export function adminAccess(maxRows: number): RoleAccess {
     admin: true,
     introspection: true,
     maxRows,
+    rateLimit: { rate: 0 }, // the admin secret is the operator's: never limited
     table: (key) => {
       void key;
       return ALL;
@@ -114,7 +128,7 @@ const ALL: ResolvedTableAccess = {
   delete: { filter: null },
 };
 
-export function roleAccess(model: Model, spec: PermissionsSpec | undefined, role: string, defaults: { introspection: boolean; maxRows: number }): RoleAccess | null {
+export function roleAccess(model: Model, spec: PermissionsSpec | undefined, role: string, defaults: { introspection: boolean; maxRows: number; rateLimit?: number }): RoleAccess | null {
   const r = spec?.roles?.[role];
   if (!r) return null;
   const tables = new Map<string, ResolvedTableAccess>();
@@ -135,6 +149,7 @@ export function roleAccess(model: Model, spec: PermissionsSpec | undefined, role
     admin: false,
     introspection: r.introspection ?? defaults.introspection,
     maxRows: Math.min(r.max_rows ?? defaults.maxRows, defaults.maxRows),
+    rateLimit: resolveRateLimit(r.rate_limit, defaults.rateLimit ?? 0),
     table: (key) => tables.get(key),
   };
 }
@@ -161,6 +176,32 @@ export function checkPermissions(model: Model, spec: PermissionsSpec | undefined
     }
   }
   return out;
+}
+
+function rateLimitProblems(where: string, v: unknown): string[] {
+  const num = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x >= 0;
+  if (typeof v === 'number') return num(v) ? [] : [`${where}: must be a number >= 0 (operations per second; 0 = unlimited)`];
+  if (!v || typeof v !== 'object') return [`${where}: must be a number or { per_second, burst, by }`];
+  const o = v as Record<string, unknown>;
+  const out: string[] = [];
+  for (const k of Object.keys(o)) if (!['per_second', 'burst', 'by'].includes(k)) out.push(`${where}.${k}: unknown key`);
+  if (!num(o.per_second)) out.push(`${where}.per_second: must be a number >= 0`);
+  if (o.burst !== undefined && !(num(o.burst) && (o.burst as number) >= 1)) out.push(`${where}.burst: must be a number >= 1`);
+  if (o.by !== undefined && !isSessionVar(o.by)) out.push(`${where}.by: must name a session variable (X-Hasura-* or X-Walnats-*)`);
+  return out;
+}
+
+/** A role's rate limit as the gateway applies it. `by` is a lower-case x-walnats-* name. */
+export interface ResolvedRateLimit {
+  rate: number;
+  burst?: number;
+  by?: string;
+}
+
+export function resolveRateLimit(v: number | RateLimitSpec | undefined, fallback: number): ResolvedRateLimit {
+  if (v === undefined) return { rate: fallback };
+  if (typeof v === 'number') return { rate: v };
+  return { rate: v.per_second, burst: v.burst, by: v.by?.toLowerCase().replace(/^x-hasura-/, 'x-walnats-') };
 }
 
 export type Session = Record<string, string>;
