@@ -48,7 +48,9 @@ function checkTools(): string[] {
 /** One random change to the sample schema: mostly new orders, some updates and deletes. */
 async function writeSomething(pgs: PgServer, db: string): Promise<void> {
   const r = Math.random();
-  if (r < 0.6) {
+  if (r < 0.1) {
+    await pgs.sql(`INSERT INTO customers (name, email) VALUES ($1, $2)`, [`Customer ${Date.now() % 100000}`, `c${Date.now()}@example.com`], db);
+  } else if (r < 0.6) {
     await pgs.sql(
       `INSERT INTO orders (customer_id, qty, price, tags, details)
        SELECT id, $1, $2, $3, $4 FROM customers ORDER BY random() LIMIT 1`,

@@ -120,7 +120,7 @@ async function run(config: WalnatsConfig, parts: { cdc: boolean; gateway: boolea
   // and nothing else should be running when it does.
   if (parts.gateway) {
     try {
-      p.gateway = await startGatewayPart(p.config, p.nc, logger.child({ component: 'gateway' }), metrics);
+      p.gateway = await startGatewayPart(p.config, p.nc, logger, metrics);
     } catch (err) {
       await nc.close();
       throw err;

@@ -20,7 +20,7 @@ import { ensureStream } from '../publisher/stream.ts';
 import { readStreamTail } from '../publisher/position.ts';
 import { createPublisher, type Publisher } from '../publisher/publisher.ts';
 import { openCatalogConnection, openReplicationConnection, identifySystem } from '../replication/connection.ts';
-import { ensurePublication, ensureSlot, findCaptureProblems } from '../replication/setup.ts';
+import { ensurePublication, ensureSlot, findCaptureProblems, SetupError } from '../replication/setup.ts';
 import { startReplication, type ReplicationStream } from '../replication/stream.ts';
 import { protocolVersionFor, pgMicrosToUnixMs } from '../replication/protocol.ts';
 import { createTypeRegistry } from './type-registry.ts';
@@ -104,6 +104,18 @@ export class FatalCdcError extends Error {
   override name = 'FatalCdcError';
 }
 
+/**
+ * Failures that retrying cannot fix: our own fatal errors, setup problems (a slot of another
+ * database, a publication that does not match, create_* off and nothing there) and missing
+ * privileges. They stop the daemon with the reason instead of looping; a supervisor
+ * (systemd, Kubernetes) restarts it once someone has fixed the cause.
+ */
+function isFatal(err: unknown): boolean {
+  if (err instanceof FatalCdcError || err instanceof SetupError) return true;
+  const code = (err as { code?: string; cause?: { code?: string } }).code ?? (err as { cause?: { code?: string } }).cause?.code;
+  return code === '42501'; // insufficient_privilege
+}
+
 /** Advisory lock key pair of the leader lock: one active daemon per slot. */
 const LOCK_SQL_ARGS = `hashtext('walnats'), hashtext($1)`;
 const LEADER_POLL_MS = 1000;
@@ -167,7 +179,7 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
       } catch (err) {
         if (stopping) break;
         lastError = (err as Error).message;
-        if (err instanceof FatalCdcError) {
+        if (isFatal(err)) {
           state = 'failed';
           log.fatal({ err }, `stopping: ${(err as Error).message}`);
           break;

@@ -155,6 +155,18 @@ describe('slot health', () => {
     expect(recreated.log()).toMatch(/created replication slot/);
   }, 60_000);
 
+  it('a role that may not create a FOR ALL TABLES publication stops the daemon with the reason instead of retrying for ever', async () => {
+    const { db } = await setup('no_superuser');
+    await pgs.sql(`CREATE ROLE cdc_user LOGIN REPLICATION`);
+    await pgs.sql(`GRANT CREATE ON DATABASE "${db}" TO cdc_user`);
+    const url = pgs.url(db).replace('postgres@', 'cdc_user@');
+    const d = spawnDaemon({ WALNATS_PG_URL: url, WALNATS_NATS_URL: nats.url, WALNATS_SLOT: db });
+    running.push(d);
+    expect(await d.exited).not.toBe(0);
+    expect(d.log()).toMatch(/must be superuser to create FOR ALL TABLES publication/);
+    expect(d.log()).not.toMatch(/retrying in/);
+  }, 60_000);
+
   it('heartbeats go through the WAL and arrive on the $heartbeat subject', async () => {
     const { db, stream, startStreaming } = await setup('heartbeat', { WALNATS_HEARTBEAT_INTERVAL: '200ms' });
     await startStreaming();
