@@ -40,6 +40,10 @@ export interface EngineOptions {
   source: StreamSource;
   logger: Logger;
   onDelivery?: (table: string) => void;
+  /** Seconds a root resolver took (queries, mutations, setting up a subscription). */
+  onResolve?: (seconds: number) => void;
+  /** The number of open subscriptions changed. */
+  onSubscriptions?: (open: number) => void;
 }
 
 export const stateOf = (ctx: unknown): RequestState => {
@@ -127,15 +131,28 @@ export class GatewayEngine implements Engine {
     }
   }
 
-  async query(tm: TableModel, kind: RootKind, ctx: unknown, info: GraphQLResolveInfo): Promise<unknown> {
-    void tm; void kind;
-    const r = await this.read(stateOf(ctx), info);
-    return r.data[info.path.key as string];
+  private subscriptionsChanged(delta: number): void {
+    this.activeSubscriptions += delta;
+    this.o.onSubscriptions?.(this.activeSubscriptions);
   }
 
-  async cursor(ctx: unknown, info: GraphQLResolveInfo): Promise<string> {
-    const r = await this.read(stateOf(ctx), info);
-    return r.cursor!;
+  private async timed<T>(f: () => Promise<T>): Promise<T> {
+    if (!this.o.onResolve) return f();
+    const t = performance.now();
+    try {
+      return await f();
+    } finally {
+      this.o.onResolve((performance.now() - t) / 1000);
+    }
+  }
+
+  query(tm: TableModel, kind: RootKind, ctx: unknown, info: GraphQLResolveInfo): Promise<unknown> {
+    void tm; void kind;
+    return this.timed(async () => (await this.read(stateOf(ctx), info)).data[info.path.key as string]);
+  }
+
+  cursor(ctx: unknown, info: GraphQLResolveInfo): Promise<string> {
+    return this.timed(async () => (await this.read(stateOf(ctx), info)).cursor!);
   }
 
   private read(st: RequestState, info: GraphQLResolveInfo) {
@@ -167,7 +184,11 @@ export class GatewayEngine implements Engine {
 
   // ── mutations ────────────────────────────────────────────────────────────────────
 
-  async mutate(tm: TableModel, kind: MutationKind, args: Record<string, unknown>, ctx: unknown, info: GraphQLResolveInfo): Promise<unknown> {
+  mutate(tm: TableModel, kind: MutationKind, args: Record<string, unknown>, ctx: unknown, info: GraphQLResolveInfo): Promise<unknown> {
+    return this.timed(() => this.mutateNow(tm, kind, args, ctx, info));
+  }
+
+  private async mutateNow(tm: TableModel, kind: MutationKind, args: Record<string, unknown>, ctx: unknown, info: GraphQLResolveInfo): Promise<unknown> {
     const st = stateOf(ctx);
     if (st.tx?.failed) throw new GraphQLError('not run: an earlier mutation of this request failed');
     if (!st.tx) {
@@ -244,7 +265,11 @@ export class GatewayEngine implements Engine {
 
   // ── subscriptions: change events ────────────────────────────────────────────────
 
-  async subscribeEvents(tm: TableModel, args: Record<string, unknown>, ctx: unknown, info: GraphQLResolveInfo): Promise<AsyncIterator<unknown>> {
+  subscribeEvents(tm: TableModel, args: Record<string, unknown>, ctx: unknown, info: GraphQLResolveInfo): Promise<AsyncIterator<unknown>> {
+    return this.timed(() => this.subscribeEventsNow(tm, args, ctx, info));
+  }
+
+  private async subscribeEventsNow(tm: TableModel, args: Record<string, unknown>, ctx: unknown, info: GraphQLResolveInfo): Promise<AsyncIterator<unknown>> {
     void info;
     const st = stateOf(ctx);
     const where = (args.where as BoolExp) ?? null;
@@ -254,9 +279,9 @@ export class GatewayEngine implements Engine {
     let stop: (() => void) | undefined;
     const ch = new Channel<unknown>(() => {
       stop?.();
-      this.activeSubscriptions--;
+      this.subscriptionsChanged(-1);
     });
-    this.activeSubscriptions++;
+    this.subscriptionsChanged(+1);
     let chain = Promise.resolve();
     const onEvent = (e: DecodedEvent) => {
       chain = chain.then(async () => {
@@ -355,7 +380,11 @@ export class GatewayEngine implements Engine {
 
   // ── subscriptions: live queries ─────────────────────────────────────────────────
 
-  async subscribeLive(tm: TableModel, kind: RootKind, args: Record<string, unknown>, ctx: unknown, info: GraphQLResolveInfo): Promise<AsyncIterator<unknown>> {
+  subscribeLive(tm: TableModel, kind: RootKind, args: Record<string, unknown>, ctx: unknown, info: GraphQLResolveInfo): Promise<AsyncIterator<unknown>> {
+    return this.timed(() => this.subscribeLiveNow(tm, kind, args, ctx, info));
+  }
+
+  private async subscribeLiveNow(tm: TableModel, kind: RootKind, args: Record<string, unknown>, ctx: unknown, info: GraphQLResolveInfo): Promise<AsyncIterator<unknown>> {
     void tm; void kind; void args;
     const st = stateOf(ctx);
     const c = newCtx(st.rs.model, st.access, st.principal.session, info.fragments, info.variableValues);
@@ -367,9 +396,9 @@ export class GatewayEngine implements Engine {
     const unsubs: Array<() => void> = [];
     const ch = new Channel<unknown>(() => {
       for (const u of unsubs) u();
-      this.activeSubscriptions--;
+      this.subscriptionsChanged(-1);
     }, true);
-    this.activeSubscriptions++;
+    this.subscriptionsChanged(+1);
     let running = false;
     let dirty = true;
     let last: string | undefined;

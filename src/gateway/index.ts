@@ -13,7 +13,6 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
-import { Counter, Gauge } from 'prom-client';
 import { escapeToken } from '../events/subject.ts';
 import { AuthError, Authenticator, authConfigured, lowerHeaders, type JwtOptions, type Principal } from './auth.ts';
 import { GatewayEngine, stateOf, type RequestState } from './engine.ts';
@@ -22,6 +21,7 @@ import { loadPermissionsFile, validatePermissions, type PermissionsSpec } from '
 import { loadValidators } from './validators.ts';
 import { localGraphiql } from './graphiql.ts';
 import { RateLimitError, RateLimiter } from './ratelimit.ts';
+import { gatewayMetrics } from './metrics.ts';
 
 export type { NameMappingReport } from './model.ts';
 export type { PermissionsSpec } from './permissions.ts';
@@ -96,16 +96,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   });
   pool.on('error', (err) => log.warn({ err }, 'idle Postgres connection failed'));
 
-  const m = opts.metrics?.registry;
-  const metric = <T>(f: () => T): T | undefined => {
-    try {
-      return m ? f() : undefined;
-    } catch {
-      return undefined;
-    }
-  };
-  const deliveries = metric(() => new Counter({ name: 'walnats_gateway_deliveries_total', help: 'Subscription results sent', labelNames: ['table'], registers: [m!] }));
-  const requests = metric(() => new Counter({ name: 'walnats_gateway_operations_total', help: 'GraphQL operations', labelNames: ['type'], registers: [m!] }));
+  const metrics = gatewayMetrics(opts.metrics?.registry);
 
   const engine = new GatewayEngine({
     pool,
@@ -117,9 +108,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     rateLimit: opts.rateLimit,
     source: { nc: opts.nc, stream: opts.stream, prefix: opts.subjectPrefix, database: opts.database, logger: log },
     logger: log,
-    onDelivery: (t) => deliveries?.inc({ table: t }),
+    onDelivery: (t) => metrics.delivered(t),
+    onResolve: (s) => metrics.resolved(s),
+    onSubscriptions: (n) => metrics.subscriptions(n),
   });
-  metric(() => new Gauge({ name: 'walnats_gateway_subscriptions', help: 'Open GraphQL subscriptions', registers: [m!], collect() { this.set(engine.activeSubscriptions); } }));
+  metrics.subscriptions(0);
 
   let version = 0;
   const logReport = () => {
@@ -176,7 +169,6 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const authenticate = async (headers: Record<string, string | undefined>) => auth.authenticate(headers);
 
   const limiter = new RateLimiter();
-  const rateLimited = metric(() => new Counter({ name: 'walnats_gateway_rate_limited_total', help: 'GraphQL operations refused by a rate limit', labelNames: ['role'], registers: [m!] }));
   /** Takes a token of the state's role (or of its user, with `by`); throws when there is none. */
   const admit = (st: RequestState) => {
     const l = st.access.rateLimit;
@@ -184,7 +176,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     const by = l.by ? st.principal.session[l.by] : undefined;
     const wait = limiter.take(by === undefined ? st.principal.role : `${st.principal.role}\u0000${by}`, l);
     if (wait > 0) {
-      rateLimited?.inc({ role: st.principal.role });
+      metrics.rateLimited(st.principal.role);
       throw new RateLimitError(st.principal.role, l, wait);
     }
   };
@@ -218,8 +210,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     },
   });
   const useMutationTransaction = (): Plugin => ({
+    onSubscribe() {
+      metrics.request('subscription');
+    },
     onExecute({ args }) {
-      requests?.inc({ type: operationType(args) });
+      metrics.request(operationType(args));
       return {
         async onExecuteDone({ result, setResult }) {
           const st = (args.contextValue as { walnats?: RequestState }).walnats;
