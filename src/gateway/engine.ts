@@ -26,6 +26,8 @@ export interface RequestState {
   rs: RoleSchema & { model: Model };
   ops: Map<OperationDefinitionNode, Promise<{ data: Record<string, unknown>; cursor?: string }>>;
   tx?: { client: pg.PoolClient; failed: boolean };
+  /** The request's variables before coercion (for the written order of order_by keys). */
+  rawVariables?: Record<string, unknown>;
 }
 
 export interface EngineOptions {
@@ -165,7 +167,7 @@ export class GatewayEngine implements Engine {
   }
 
   private async runRead(st: RequestState, info: GraphQLResolveInfo) {
-    const c = newCtx(st.rs.model, st.access, st.principal.session, info.fragments, info.variableValues);
+    const c = newCtx(st.rs.model, st.access, st.principal.session, info.fragments, info.variableValues, st.rawVariables);
     const root = info.schema.getQueryType()!;
     const sets = [info.operation.selectionSet];
     const pairs = rootSelect(c, root, sets, (n) => st.rs.roots.get(n));
@@ -217,7 +219,7 @@ export class GatewayEngine implements Engine {
       single,
     };
     if (getNamedType(info.returnType).name === 'String') shape.sets = []; // no select permission: nothing to return
-    const c = newCtx(st.rs.model, st.access, st.principal.session, info.fragments, info.variableValues);
+    const c = newCtx(st.rs.model, st.access, st.principal.session, info.fragments, info.variableValues, st.rawVariables);
     const v = validatorFor(this.o.validators, tm.schema, tm.name, this.o.schemas[0]);
     const vctx = (op: 'insert' | 'update' | 'delete', extra: object = {}) => ({ op, schema: tm.schema, table: tm.name, role: st.principal.role, session: st.principal.session, ...extra });
     let sql: string;
@@ -387,7 +389,7 @@ export class GatewayEngine implements Engine {
   private async subscribeLiveNow(tm: TableModel, kind: RootKind, args: Record<string, unknown>, ctx: unknown, info: GraphQLResolveInfo): Promise<AsyncIterator<unknown>> {
     void tm; void kind; void args;
     const st = stateOf(ctx);
-    const c = newCtx(st.rs.model, st.access, st.principal.session, info.fragments, info.variableValues);
+    const c = newCtx(st.rs.model, st.access, st.principal.session, info.fragments, info.variableValues, st.rawVariables);
     const root = info.parentType;
     const pairs = rootSelect(c, root, [info.operation.selectionSet], (n) => st.rs.roots.get(n)).filter(([k]) => k === info.path.key);
     const sql = `SELECT ${jsonObject(pairs)}::text AS data`;

@@ -251,6 +251,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     context: (initial) => {
       const st = (initial as { walnats?: RequestState }).walnats ?? (initial.request ? states.get(initial.request) : undefined);
       if (!st) throw new AuthError('authentication required');
+      const vars = (initial as { params?: { variables?: unknown } }).params?.variables;
+      if (vars && typeof vars === 'object' && !Array.isArray(vars)) st.rawVariables = vars as Record<string, unknown>;
       return { walnats: st };
     },
     plugins: [useWalnatsAuth(), useLimits(), useMutationTransaction()],

@@ -5,7 +5,7 @@
  */
 import {
   GraphQLError, GraphQLObjectType, getArgumentValues, getDirectiveValues, GraphQLIncludeDirective, GraphQLSkipDirective,
-  getNamedType, Kind, type FieldNode, type FragmentDefinitionNode, type GraphQLField, type SelectionSetNode,
+  getNamedType, Kind, valueFromASTUntyped, type FieldNode, type FragmentDefinitionNode, type GraphQLField, type SelectionSetNode,
 } from 'graphql/index.js';
 import type { ColumnModel, Model, RelModel, TableModel } from './model.ts';
 import type { BoolExp, RoleAccess, Session } from './permissions.ts';
@@ -20,14 +20,16 @@ export interface CompileCtx {
   session: Session;
   fragments: Record<string, FragmentDefinitionNode>;
   variables: Record<string, unknown>;
+  /** The variables as the client sent them (before coercion): their objects' keys in the written order. */
+  rawVariables?: Record<string, unknown>;
   params: unknown[];
   n: number;
   /** Keys of the tables (CDC sources) this statement reads; live queries re-run on their changes. */
   tablesRead: Set<string>;
 }
 
-export function newCtx(model: Model, access: RoleAccess, session: Session, fragments: CompileCtx['fragments'] = {}, variables: CompileCtx['variables'] = {}): CompileCtx {
-  return { model, access, session, fragments, variables, params: [], n: 0, tablesRead: new Set() };
+export function newCtx(model: Model, access: RoleAccess, session: Session, fragments: CompileCtx['fragments'] = {}, variables: CompileCtx['variables'] = {}, rawVariables?: Record<string, unknown>): CompileCtx {
+  return { model, access, session, fragments, variables, rawVariables, params: [], n: 0, tablesRead: new Set() };
 }
 
 export function param(ctx: CompileCtx, v: unknown, cast?: string): string {
@@ -133,7 +135,29 @@ export function collectFields(ctx: Pick<CompileCtx, 'fragments' | 'variables'>, 
 }
 
 export function argsOf(ctx: CompileCtx, f: CollectedField): Record<string, unknown> {
-  return getArgumentValues(f.def, f.nodes[0], ctx.variables);
+  const args = getArgumentValues(f.def, f.nodes[0], ctx.variables);
+  if (args.order_by != null) {
+    // Coercion orders an input object's keys as the type declares its fields; the sort
+    // keys must keep the order they were written in (`{name: asc, id: desc}` sorts by name
+    // first), whether in the document or in a variable.
+    const node = f.nodes[0].arguments?.find((a) => a.name.value === 'order_by');
+    if (node) args.order_by = inWrittenOrder(args.order_by, valueFromASTUntyped(node.value, ctx.rawVariables ?? ctx.variables));
+  }
+  return args;
+}
+
+/** `coerced` with the keys of every object in the order of `written` (the same value before coercion). */
+export function inWrittenOrder(coerced: unknown, written: unknown): unknown {
+  if (Array.isArray(coerced)) {
+    const w = Array.isArray(written) ? written : [written]; // a single object coerces to a list of one
+    return coerced.map((c, i) => inWrittenOrder(c, w[i]));
+  }
+  if (!coerced || typeof coerced !== 'object' || !written || typeof written !== 'object' || Array.isArray(written)) return coerced;
+  const c = coerced as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(written)) if (k in c) out[k] = inWrittenOrder(c[k], (written as Record<string, unknown>)[k]);
+  for (const k of Object.keys(c)) if (!(k in out)) out[k] = c[k];
+  return out;
 }
 
 const subSets = (f: CollectedField) => f.nodes.map((n) => n.selectionSet).filter((s): s is SelectionSetNode => !!s);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRig, startServers, type Rig, type Servers } from '../fixtures/gateway/setup.ts';
+import { startRig, startServers, until, type Rig, type Servers } from '../fixtures/gateway/setup.ts';
+import { collect, wsClient } from '../fixtures/gateway/ws.ts';
 
 describe('gateway queries', () => {
   let s: Servers;
@@ -91,6 +92,41 @@ describe('gateway queries', () => {
     expect(r.data.b.map((o: { id: string }) => o.id)).toEqual(['4', '3', '1', '2']);
     expect(r.data.c.map((o: { id: number }) => o.id)).toEqual([1, 2, 3]);
     expect(r.statements).toBe(1);
+  });
+
+  it('order_by keeps the written order: list items, keys of one object, in the document and in variables', async () => {
+    const ids = (rows: Array<{ id: string }>) => rows.map((o) => o.id);
+    const r = await q(`{
+      a: orders(order_by: [{customer_id: desc}, {qty: asc}]) { id }
+      b: orders(order_by: [{qty: asc}, {customer_id: desc}]) { id }
+      c: orders(order_by: {qty: desc, customer_id: asc}) { id }
+      d: orders(order_by: {customer_id: asc, qty: desc}) { id }
+      e: orders(order_by: [{customer: {org_id: asc, name: desc}}, {id: asc}]) { id }
+      f: customers(order_by: {id: asc}, where: {id: {_eq: 1}}) { orders(order_by: {qty: desc, id: asc}) { id } }
+    }`);
+    expect(r.errors).toBeUndefined();
+    expect(ids(r.data.a)).toEqual(['4', '3', '1', '2']);
+    expect(ids(r.data.b)).toEqual(['1', '3', '2', '4']);
+    expect(ids(r.data.c)).toEqual(['4', '2', '3', '1']); // qty first, although customer_id is declared before it
+    expect(ids(r.data.d)).toEqual(['2', '1', '3', '4']);
+    expect(ids(r.data.e)).toEqual(['4', '1', '2', '3']); // org 1 (Cy, Ada), then org 2 (Bob)
+    expect(ids(r.data.f[0].orders)).toEqual(['2', '1']);
+    expect(r.statements).toBe(1);
+    const v = await q('query($o: [orders_order_by!], $p: [orders_order_by!]) { x: orders(order_by: $o) { id } y: orders(order_by: $p) { id } }', {
+      o: [{ qty: 'desc', customer_id: 'asc' }],
+      p: { customer_id: 'desc', qty: 'asc' },
+    });
+    expect(v.errors).toBeUndefined();
+    expect(ids(v.data.x)).toEqual(['4', '2', '3', '1']);
+    expect(ids(v.data.y)).toEqual(['4', '3', '1', '2']);
+    // and over graphql-ws, in a live query
+    const client = wsClient(rig.wsUrl);
+    const live = collect(client, 'subscription($o: [orders_order_by!]) { orders(order_by: $o) { id } }', { o: { qty: 'desc', customer_id: 'asc' } });
+    await until(() => live.results.length || live.errors.length, 'live result');
+    expect(live.errors).toEqual([]);
+    expect(ids(live.results[0].data.orders)).toEqual(['4', '2', '3', '1']);
+    live.stop();
+    await client.dispose();
   });
 
   it('nested relationships both ways in one statement', async () => {
