@@ -132,13 +132,17 @@ export async function benchFanout(env: Env): Promise<Result[]> {
           const t0 = nowMs();
           const first = nextId;
           const load = await pacedInserts(env.pg.url(db), rate, seconds, (c) => c.query('INSERT INTO ticks (id, n, b) VALUES ($1, $2, $3)', [nextId, nextId++, b]), 4);
-          // Let deliveries finish: wait until the count stops moving.
+          // Let deliveries finish: until everything arrived, nothing moved for 3 s, or 60 s.
           let prev = -1;
+          let still = 0;
           let stats!: FanoutStats;
-          for (let i = 0; i < 100; i++) {
+          const until = nowMs() + 60_000;
+          for (;;) {
             clients.send({ cmd: 'stats' });
             stats = (await nextMessage<{ stats: FanoutStats }>(clients, 30_000)).stats;
-            if (stats.received >= load.done * subscribers || stats.received === prev) break;
+            if (stats.received >= load.done * subscribers || nowMs() > until) break;
+            still = stats.received === prev ? still + 1 : 0;
+            if (still >= 6) break;
             prev = stats.received;
             await sleep(500);
           }
