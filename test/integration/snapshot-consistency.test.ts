@@ -3,7 +3,10 @@
  * `r` events and then the live events of a table, in stream order, gives exactly the
  * table's final contents — with writers inserting, updating and deleting all along.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+// 100,000-row tables with writers running: slow on a loaded 2-core machine, never a timing check.
+vi.setConfig({ testTimeout: 240_000, hookTimeout: 120_000 });
 import pg from 'pg';
 import pino from 'pino';
 import { startPostgres, type PgServer } from '../harness/postgres.ts';

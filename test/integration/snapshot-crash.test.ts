@@ -4,7 +4,10 @@
  * finished chunk (an unfinished initial snapshot continues as a backfill), and replaying the
  * reads then the live events still gives exactly the table.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+
+// 100,000-row tables with writers running: slow on a loaded 2-core machine, never a timing check.
+vi.setConfig({ testTimeout: 240_000, hookTimeout: 120_000 });
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
