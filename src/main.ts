@@ -129,8 +129,9 @@ async function run(config: WalnatsConfig, parts: { cdc: boolean; gateway: boolea
   if (parts.cdc) {
     p.daemon = startDaemon(p);
     let warned = false;
-    p.stopSlotMonitor = startSlotMonitor(config.pgUrl, config.slot, (bytes) => {
+    p.stopSlotMonitor = startSlotMonitor(config.pgUrl, config.slot, (bytes, seconds) => {
       metrics.cdc.slotLagBytes.set(bytes);
+      metrics.cdc.slotLagSeconds.set(seconds);
       // Warn once per crossing, so a slowly draining backlog does not flood the log.
       const over = config.slotLagWarnBytes > 0 && bytes > config.slotLagWarnBytes;
       if (over && !warned) logger.warn({ slot: config.slot, lagBytes: bytes, threshold: config.slotLagWarnBytes }, 'slot lag above slot_lag_warn_bytes: Postgres keeps WAL for walnats');

@@ -23,6 +23,7 @@ export interface CdcMetrics {
   readonly commitToPublishLag: Histogram;
   /** walnats_slot_lag_bytes: pg_current_wal_lsn() − confirmed flush LSN. */
   readonly slotLagBytes: Gauge;
+  readonly slotLagSeconds: Gauge;
   /** walnats_confirmed_lsn: the flush LSN last confirmed to Postgres, as a number (exact below 2^53). */
   readonly confirmedLsn: Gauge;
   /** Sets walnats_confirmed_lsn from a bigint LSN. */
@@ -105,6 +106,7 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
     publishLatency: new Histogram({ name: 'walnats_publish_latency_seconds', help: 'Time from publishing an event to its JetStream acknowledgement.', buckets: PUBLISH_BUCKETS, registers }),
     commitToPublishLag: new Histogram({ name: 'walnats_commit_to_publish_lag_seconds', help: 'Time from the commit in Postgres to the JetStream acknowledgement.', buckets: LAG_BUCKETS, registers }),
     slotLagBytes: new Gauge({ name: 'walnats_slot_lag_bytes', help: 'WAL bytes between the server position and the confirmed flush LSN of the slot.', registers }),
+    slotLagSeconds: new Gauge({ name: 'walnats_slot_lag_seconds', help: "Postgres's flush lag of the walnats walsender (pg_stat_replication.flush_lag): how long confirmed positions trail the WAL; 0 when caught up.", registers }),
     confirmedLsn,
     setConfirmedLsn: (lsn) => confirmedLsn.set(Number(lsn)),
     inFlight: new Gauge({ name: 'walnats_in_flight', help: 'Events published and not yet acknowledged.', registers }),

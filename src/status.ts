@@ -29,6 +29,8 @@ export interface SlotStatus {
   restartLsn: string | null;
   /** pg_current_wal_lsn() − confirmed_flush_lsn, in bytes. */
   lagBytes: number | null;
+  /** pg_stat_replication.flush_lag of the slot's walsender in seconds (0 when caught up, null when none runs). */
+  lagSeconds: number | null;
   /** reserved | extended | unreserved | lost (pg_replication_slots.wal_status). */
   walStatus: string | null;
   plugin: string | null;
@@ -103,7 +105,7 @@ export async function collectStatus(config: StatusConfig, opts: CollectStatusOpt
 }
 
 function emptySlot(name: string): SlotStatus {
-  return { name, exists: false, active: false, activePid: null, confirmedFlushLsn: null, restartLsn: null, lagBytes: null, walStatus: null, plugin: null, leader: null, standbys: 0 };
+  return { name, exists: false, active: false, activePid: null, confirmedFlushLsn: null, restartLsn: null, lagBytes: null, lagSeconds: null, walStatus: null, plugin: null, leader: null, standbys: 0 };
 }
 
 function emptyStream(name: string): StreamStatus {
@@ -130,11 +132,13 @@ async function queryPostgres(config: StatusConfig): Promise<Pick<WalnatsStatus, 
               (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn`,
     );
     const slotRows = await client.query<{
-      plugin: string | null; active: boolean; active_pid: number | null; confirmed: string | null; restart: string | null; wal_status: string | null; lag: string | null;
+      plugin: string | null; active: boolean; active_pid: number | null; confirmed: string | null; restart: string | null; wal_status: string | null; lag: string | null; lag_seconds: string | null;
     }>(
-      `SELECT plugin, active, active_pid, confirmed_flush_lsn::text AS confirmed, restart_lsn::text AS restart, wal_status,
-              pg_wal_lsn_diff($2::pg_lsn, confirmed_flush_lsn)::text AS lag
-         FROM pg_replication_slots WHERE slot_name = $1`,
+      `SELECT s.plugin, s.active, s.active_pid, s.confirmed_flush_lsn::text AS confirmed, s.restart_lsn::text AS restart, s.wal_status,
+              pg_wal_lsn_diff($2::pg_lsn, s.confirmed_flush_lsn)::text AS lag,
+              CASE WHEN r.pid IS NULL THEN NULL ELSE COALESCE(EXTRACT(epoch FROM r.flush_lag), 0) END::text AS lag_seconds
+         FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+        WHERE s.slot_name = $1`,
       [config.slot, head.rows[0].lsn],
     );
     const s = slotRows.rows[0];
@@ -147,6 +151,7 @@ async function queryPostgres(config: StatusConfig): Promise<Pick<WalnatsStatus, 
           confirmedFlushLsn: s.confirmed,
           restartLsn: s.restart,
           lagBytes: s.lag === null ? null : Number(s.lag),
+          lagSeconds: s.lag_seconds === null ? null : Number(s.lag_seconds),
           walStatus: s.wal_status,
           plugin: s.plugin,
           leader: null,
@@ -262,7 +267,7 @@ export function formatStatus(s: WalnatsStatus): string {
       add('slot', `${sl.name}: ${sl.active ? `active (pid ${sl.activePid})` : 'inactive'}${sl.plugin && sl.plugin !== 'pgoutput' ? `, plugin ${sl.plugin}` : ''}`);
       add('  confirmed lsn', sl.confirmedFlushLsn ?? '-');
       add('  restart lsn', sl.restartLsn ?? '-');
-      add('  lag', sl.lagBytes === null ? '-' : bytesText(sl.lagBytes));
+      add('  lag', `${sl.lagBytes === null ? '-' : bytesText(sl.lagBytes)}${sl.lagSeconds === null ? '' : `, ${sl.lagSeconds.toFixed(3)} s`}`);
       add('  wal status', sl.walStatus ?? '-');
       add('  active instance', sl.leader ? `${sl.leader.name} (backend pid ${sl.leader.pid}${sl.leader.addr ? `, ${sl.leader.addr}` : ''})` : 'none');
       add('  standbys', String(sl.standbys));

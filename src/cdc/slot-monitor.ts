@@ -6,7 +6,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 
-export function startSlotMonitor(pgUrl: string, slot: string, report: (lagBytes: number) => void, logger: Logger, everyMs = 5000): () => Promise<void> {
+export function startSlotMonitor(pgUrl: string, slot: string, report: (lagBytes: number, lagSeconds: number) => void, logger: Logger, everyMs = 5000): () => Promise<void> {
   let client: pg.Client | undefined;
   let stopped = false;
   const tick = async () => {
@@ -19,11 +19,16 @@ export function startSlotMonitor(pgUrl: string, slot: string, report: (lagBytes:
         await c.connect();
         client = c;
       }
-      const r = await client.query<{ lag: string | null }>(
-        'SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::text AS lag FROM pg_replication_slots WHERE slot_name = $1',
+      // flush_lag is Postgres's own measure of how far the confirmed position trails in time;
+      // NULL when the walsender is caught up (or not running, when bytes tell the story).
+      const r = await client.query<{ lag: string | null; seconds: string | null }>(
+        `SELECT (pg_current_wal_lsn() - s.confirmed_flush_lsn)::text AS lag,
+                COALESCE(EXTRACT(epoch FROM r.flush_lag), 0)::text AS seconds
+           FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+          WHERE s.slot_name = $1`,
         [slot],
       );
-      if (r.rows[0]?.lag != null) report(Number(r.rows[0].lag));
+      if (r.rows[0]?.lag != null) report(Number(r.rows[0].lag), Number(r.rows[0].seconds ?? 0));
     } catch (err) {
       logger.debug({ err }, 'slot lag query failed');
       await client?.end().catch(() => {});

@@ -212,6 +212,7 @@ describe('operating the process', () => {
     expect(metrics).toMatch(/walnats_events_total\{table="public\.ledger",op="update"\} 10\b/);
     expect(metrics).toMatch(/walnats_transactions_total \d+/);
     expect(metrics).toMatch(/walnats_publish_latency_seconds_count [1-9]\d*/);
+    expect(metrics).toMatch(/walnats_slot_lag_seconds \d/);
     expect(metrics).toMatch(/walnats_commit_to_publish_lag_seconds_count [1-9]\d*/);
     const code = await daemon.kill('SIGTERM');
     expect(code).toBe(0);

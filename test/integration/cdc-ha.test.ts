@@ -84,6 +84,7 @@ describe('high availability', () => {
     const status = await collectStatus({ pgUrl: pgs.url(db), natsUrl: [nats.url], slot: db, publication: 'walnats', prefix: 'walnats' } as never);
     expect(status.slot.leader?.name).toBe(`walnats-cdc@${os.hostname()}:${active.pid}`);
     expect(status.slot.standbys).toBe(1);
+    expect(typeof status.slot.lagSeconds).toBe('number'); // a walsender runs: Postgres's flush_lag
 
     const expected: ExpectedChange[] = [];
     for (let i = 0; i < 10; i++) expected.push(...(await insertBatch(sql, i * 100, 100)));
