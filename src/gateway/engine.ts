@@ -12,8 +12,8 @@ import {
   type Cursor, type DecodedEvent, type EventOp, type StreamSource, type Tail,
 } from './events.ts';
 import { parseLosslessJson } from './json.ts';
-import { buildModel, type Model, type TableModel } from './model.ts';
-import { compileDelete, compileInsert, compileUpdate, toRow, type ReturningShape, type Row } from './mutate.ts';
+import { buildModel, type Model, type RelModel, type TableModel } from './model.ts';
+import { PgText, TEXT_ROW, compileDelete, compileInsert, compileReturning, compileUpdate, toRow, type ReturningShape, type Row } from './mutate.ts';
 import { adminAccess, checkPermissions, roleAccess, substituteSession, type BoolExp, type PermissionsSpec, type RoleAccess } from './permissions.ts';
 import type { Principal } from './auth.ts';
 import { buildRoleSchema, type Engine, type MutationKind, type RootKind, type RoleSchema } from './schema.ts';
@@ -223,6 +223,9 @@ export class GatewayEngine implements Engine {
     const v = validatorFor(this.o.validators, tm.schema, tm.name, this.o.schemas[0]);
     const vctx = (op: 'insert' | 'update' | 'delete', extra: object = {}) => ({ op, schema: tm.schema, table: tm.name, role: st.principal.role, session: st.principal.session, ...extra });
     let sql: string;
+    if ((kind === 'insert' || kind === 'insert_one') && hasNested(tm, kind === 'insert' ? (args.objects as Record<string, unknown>[]) : [args.object as Record<string, unknown>])) {
+      return this.nestedInsert(st, tm, kind, args, shape, info);
+    }
     if (kind === 'insert' || kind === 'insert_one') {
       let rows = (kind === 'insert' ? (args.objects as Record<string, unknown>[]) : [args.object as Record<string, unknown>]).map((o) => toRow(tm, o));
       if (rows.length === 0) return { affected_rows: 0, returning: [] };
@@ -247,6 +250,75 @@ export class GatewayEngine implements Engine {
       throw new GraphQLError(`check constraint of an ${kind.startsWith('insert') ? 'insert' : 'update'} permission has failed`, { extensions: { code: 'permission-error' } });
     }
     if (shape.type.name === 'String') return null;
+    return out.row;
+  }
+
+  /**
+   * Hasura-style nested inserts, in the request's transaction: for each object, the rows of
+   * its object relationships first (their keys go into the object's foreign key), then the
+   * object, then the rows of its array relationships (with the object's key in theirs).
+   * One statement per row; the response is read at the end, so `returning` sees the
+   * nested rows. `affected_rows` counts every row inserted, nested ones included.
+   */
+  private async nestedInsert(st: RequestState, tm: TableModel, kind: MutationKind, args: Record<string, unknown>, shape: ReturningShape, info: GraphQLResolveInfo) {
+    const objects = kind === 'insert' ? (args.objects as Record<string, unknown>[]) : [args.object as Record<string, unknown>];
+    const counter = { n: 0 };
+    const written: Array<Record<string, string | null>> = [];
+    for (const o of objects) {
+      const r = await this.insertTree(st, tm, o, {}, args.on_conflict as Record<string, unknown> | undefined, counter, info);
+      if (r) written.push(r);
+    }
+    const c = newCtx(st.rs.model, st.access, st.principal.session, info.fragments, info.variableValues, st.rawVariables);
+    const res = await this.exec(st, compileReturning(c, tm, written, shape, counter.n), c.params);
+    if (shape.type.name === 'String') return null;
+    return (parseLosslessJson(res.rows[0].data) as { row: unknown }).row;
+  }
+
+  /** Inserts one object and its nested rows; returns the row in Postgres text form, or null when on_conflict skipped it. */
+  private async insertTree(st: RequestState, tm: TableModel, obj: Record<string, unknown>, fixed: Row, onConflict: Record<string, unknown> | undefined, counter: { n: number }, info: GraphQLResolveInfo): Promise<Record<string, string | null> | null> {
+    let row: Row = {};
+    const keys: Row = {};
+    const later: Array<[RelModel, { data: Record<string, unknown>[]; on_conflict?: Record<string, unknown> }]> = [];
+    for (const [k, v] of Object.entries(obj)) {
+      const col = tm.colByGql.get(k);
+      if (col) {
+        row[col.name] = v;
+        continue;
+      }
+      const rel = tm.relByName.get(k);
+      if (!rel) throw new GraphQLError(`unknown column ${k}`);
+      if (v == null) continue;
+      const target = st.rs.model.byKey.get(rel.target)!;
+      if (rel.kind === 'array') {
+        later.push([rel, v as { data: Record<string, unknown>[] }]);
+        continue;
+      }
+      const nested = v as { data: Record<string, unknown>; on_conflict?: Record<string, unknown> };
+      const parent = await this.insertTree(st, target, nested.data, {}, nested.on_conflict, counter, info);
+      if (!parent) throw new GraphQLError(`nested insert into ${target.base} (relationship ${rel.name}) wrote no row: on_conflict skipped it, so there is no key to refer to`, { extensions: { code: 'constraint-violation' } });
+      for (const [p, c] of rel.mapping) keys[p] = new PgText(parent[c]);
+    }
+    const v = validatorFor(this.o.validators, tm.schema, tm.name, this.o.schemas[0]);
+    const all = { ...row, ...fixed, ...keys };
+    if (v?.insert) {
+      // Keys set by the nesting are shown to the validator as text and cannot be changed by it.
+      const shown = Object.fromEntries(Object.entries(all).map(([k, x]) => [k, x instanceof PgText ? x.text : x]));
+      const vctx = { op: 'insert' as const, schema: tm.schema, table: tm.name, role: st.principal.role, session: st.principal.session };
+      row = await runValidator<Row>(() => v.insert!(shown, vctx), shown);
+    } else row = all;
+    for (const [k, x] of Object.entries({ ...fixed, ...keys })) row[k] = x;
+    const c = newCtx(st.rs.model, st.access, st.principal.session, info.fragments, info.variableValues, st.rawVariables);
+    const res = await this.exec(st, compileInsert(c, tm, [row], onConflict, TEXT_ROW), c.params);
+    const out = parseLosslessJson(res.rows[0].data) as { row: Record<string, string | null> | null; affected_rows: number; check_failed: number };
+    if (out.check_failed > 0) throw new GraphQLError(`check constraint of an insert permission has failed (${tm.base})`, { extensions: { code: 'permission-error' } });
+    if (!out.row) return null;
+    counter.n++;
+    for (const [rel, spec] of later) {
+      const target = st.rs.model.byKey.get(rel.target)!;
+      const ref: Row = {};
+      for (const [p, ch] of rel.mapping) ref[ch] = new PgText(out.row[p]);
+      for (const d of spec.data ?? []) await this.insertTree(st, target, d, ref, spec.on_conflict, counter, info);
+    }
     return out.row;
   }
 
@@ -450,6 +522,11 @@ export class GatewayEngine implements Engine {
   close(): void {
     this.hub.close();
   }
+}
+
+/** Whether an insert's objects use relationships (nested inserts). */
+function hasNested(tm: TableModel, objects: Array<Record<string, unknown>>): boolean {
+  return objects.some((o) => o && Object.keys(o).some((k) => !tm.colByGql.has(k) && tm.relByName.has(k)));
 }
 
 function splitKey(model: Model, key: string): [string, string] {

@@ -10,6 +10,16 @@ import { boolExp, collectFields, ident, jsonObject, param, rowJson, selectFilter
 
 export type Row = Record<string, unknown>; // Postgres column names
 
+/** A value already in Postgres text form (a key read back from a row just written): bound as it is. */
+export class PgText {
+  constructor(readonly text: string | null) {}
+}
+
+/** The written row in Postgres text form (plus `walnats$ctid`), for the server's own use. */
+export const TEXT_ROW = 'text-row' as const;
+
+const bind = (ctx: CompileCtx, c: ColumnModel, v: unknown) => (v instanceof PgText ? param(ctx, v.text, c.sqlType) : param(ctx, toParam(c, v), c.sqlType));
+
 export interface ReturningShape {
   /** Response type of `insert_x`/`update_x`/`delete_x`, or the row type for the `_one`/`_by_pk` forms. */
   type: GraphQLObjectType;
@@ -34,35 +44,53 @@ function col(tm: TableModel, name: string): ColumnModel {
   return c;
 }
 
-function output(ctx: CompileCtx, tm: TableModel, shape: ReturningShape, checkExp: BoolExp | null): string {
+function output(ctx: CompileCtx, tm: TableModel, shape: ReturningShape | typeof TEXT_ROW, checkExp: BoolExp | null, affected?: number): string {
   const checks = checkExp
     ? `(SELECT count(*) FROM _m _c WHERE NOT coalesce(${boolExp(ctx, tm, '_c', substituteSession(checkExp, ctx.session), 'permission')}, false))`
     : '0';
+  const count = affected === undefined ? '(SELECT count(*) FROM _m)' : String(affected);
+  if (shape === TEXT_ROW) {
+    return `SELECT json_build_object('row', (SELECT json_object_agg(_k.key, _k.value) FROM (SELECT * FROM _m LIMIT 1) _o, json_each_text(row_to_json(_o)) _k), 'affected_rows', ${count}, 'check_failed', ${checks})::text AS data`;
+  }
   const canSelect = !!ctx.access.table(tm.key)?.select;
   const filt = (a: string) => (canSelect ? selectFilter(ctx, tm, a) : 'false');
   if (shape.single) {
     const j = rowJson(ctx, tm, '_o', shape.type, shape.sets);
-    return `SELECT json_build_object('row', (SELECT ${j} FROM _m _o WHERE ${filt('_o')} LIMIT 1), 'affected_rows', (SELECT count(*) FROM _m), 'check_failed', ${checks})::text AS data`;
+    return `SELECT json_build_object('row', (SELECT ${j} FROM _m _o WHERE ${filt('_o')} LIMIT 1), 'affected_rows', ${count}, 'check_failed', ${checks})::text AS data`;
   }
   const pairs: Array<[string, string]> = [];
   for (const f of collectFields(ctx, shape.type, shape.sets)) {
-    if (f.name === 'affected_rows') pairs.push([f.key, '(SELECT count(*) FROM _m)']);
+    if (f.name === 'affected_rows') pairs.push([f.key, count]);
     else if (f.name === 'returning') {
       const t = getNamedType(f.def.type) as GraphQLObjectType;
       const sets = f.nodes.map((n) => n.selectionSet!).filter(Boolean);
       pairs.push([f.key, `(SELECT coalesce(json_agg(${rowJson(ctx, tm, '_o', t, sets)}), '[]'::json) FROM _m _o WHERE ${filt('_o')})`]);
     }
   }
-  return `SELECT json_build_object('row', ${jsonObject(pairs)}, 'affected_rows', (SELECT count(*) FROM _m), 'check_failed', ${checks})::text AS data`;
+  return `SELECT json_build_object('row', ${jsonObject(pairs)}, 'affected_rows', ${count}, 'check_failed', ${checks})::text AS data`;
 }
 
-export function compileInsert(ctx: CompileCtx, tm: TableModel, rows: Row[], onConflict: Record<string, unknown> | undefined, shape: ReturningShape): string {
+/**
+ * The response of rows written by earlier statements of the request (nested inserts):
+ * found again by primary key (or ctid), in the order given; `affected` is the count to report.
+ */
+export function compileReturning(ctx: CompileCtx, tm: TableModel, rows: Array<Record<string, string | null>>, shape: ReturningShape, affected: number): string {
+  if (rows.length === 0) return `WITH _m AS (SELECT _t.* FROM ${tableRef(tm)} _t WHERE false) ${output(ctx, tm, shape, null, affected)}`;
+  const pk = tm.cat.primaryKey;
+  const keyCols = pk.length ? pk : ['walnats$ctid'];
+  const values = rows.map((r, i) => `(${i}, ${keyCols.map((k) => (pk.length ? param(ctx, r[k], col(tm, k).sqlType) : param(ctx, r[k], 'tid'))).join(', ')})`).join(', ');
+  const names = keyCols.map((_, i) => `_k${i}`);
+  const on = keyCols.map((k, i) => `${pk.length ? `_t.${ident(k)}` : '_t.ctid'} = _keys.${names[i]}`).join(' AND ');
+  return `WITH _m AS MATERIALIZED (SELECT _t.* FROM ${tableRef(tm)} _t JOIN (VALUES ${values}) _keys(_o, ${names.join(', ')}) ON ${on} ORDER BY _keys._o) ${output(ctx, tm, shape, null, affected)}`;
+}
+
+export function compileInsert(ctx: CompileCtx, tm: TableModel, rows: Row[], onConflict: Record<string, unknown> | undefined, shape: ReturningShape | typeof TEXT_ROW): string {
   const acc = ctx.access.table(tm.key)?.insert;
   if (!acc) throw new GraphQLError(`no insert permission on ${tm.base}`, { extensions: { code: 'permission-error' } });
   const preset = substituteSession(acc.set, ctx.session);
   const all = rows.map((r) => ({ ...r, ...preset }));
   const names = [...new Set(all.flatMap((r) => Object.keys(r)))];
-  for (const n of names) if (!acc.columns.has(n) && !(n in preset)) throw new GraphQLError(`no insert permission on column ${n}`, { extensions: { code: 'permission-error' } });
+  for (const n of names) if (!acc.columns.has(n) && !(n in preset) && !all.every((r) => !(n in r) || r[n] instanceof PgText)) throw new GraphQLError(`no insert permission on column ${n}`, { extensions: { code: 'permission-error' } });
   let values: string;
   let columns: string;
   if (names.length === 0) {
@@ -71,7 +99,7 @@ export function compileInsert(ctx: CompileCtx, tm: TableModel, rows: Row[], onCo
     values = all.map(() => '(DEFAULT)').join(', ');
   } else {
     columns = `(${names.map(ident).join(', ')})`;
-    values = all.map((r) => `(${names.map((n) => (n in r ? param(ctx, toParam(col(tm, n), r[n]), col(tm, n).sqlType) : 'DEFAULT')).join(', ')})`).join(', ');
+    values = all.map((r) => `(${names.map((n) => (n in r ? bind(ctx, col(tm, n), r[n]) : 'DEFAULT')).join(', ')})`).join(', ');
   }
   let conflict = '';
   if (onConflict) {
@@ -85,7 +113,8 @@ export function compileInsert(ctx: CompileCtx, tm: TableModel, rows: Row[], onCo
       conflict = ` ON CONFLICT ON CONSTRAINT ${ident(onConflict.constraint as string)} DO UPDATE SET ${upd.map((c) => `${ident(c)} = EXCLUDED.${ident(c)}`).join(', ')} WHERE ${conds.join(' AND ')}`;
     }
   }
-  return `WITH _m AS (INSERT INTO ${tableRef(tm)} AS _t ${columns} VALUES ${values}${conflict} RETURNING _t.*) ${output(ctx, tm, shape, acc.check)}`;
+  const ret = shape === TEXT_ROW ? '_t.*, _t.ctid AS "walnats$ctid"' : '_t.*';
+  return `WITH _m AS (INSERT INTO ${tableRef(tm)} AS _t ${columns} VALUES ${values}${conflict} RETURNING ${ret}) ${output(ctx, tm, shape, acc.check)}`;
 }
 
 export function compileUpdate(ctx: CompileCtx, tm: TableModel, where: BoolExp | null, pk: Row | null, set: Row, inc: Row, shape: ReturningShape): string {

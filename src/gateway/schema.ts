@@ -204,6 +204,59 @@ export function buildRoleSchema(model: Model, access: RoleAccess, engine: Engine
       return [c.gql, { type: nn(scalarType(c.typeName)) as GraphQLInputType }];
     }));
 
+  // Insert inputs and on_conflict types first: nested inserts refer to other tables' ones.
+  const writeCols = (tm: TableModel, s: Set<string>) => tm.columns.filter((c) => s.has(c.name) && !c.generated);
+  const insertInputs = new Map<string, GraphQLInputObjectType>();
+  const conflictTypes = new Map<string, GraphQLInputObjectType>();
+  const relInputs = new Map<string, GraphQLInputObjectType>();
+  for (const tm of visible) {
+    const a = access.table(tm.key)!;
+    if (!tm.writable || !a.insert) continue;
+    const cols = writeCols(tm, a.insert.columns);
+    if (!cols.length) continue;
+    const B = tm.base;
+    const row = rowTypes.get(tm.key);
+    const updCols = a.update ? writeCols(tm, a.update.columns) : [];
+    if (tm.cat.uniques.length && updCols.length) {
+      conflictTypes.set(tm.key, new GraphQLInputObjectType({
+        name: `${B}_on_conflict`,
+        fields: () => ({
+          constraint: { type: nn(new GraphQLEnumType({ name: `${B}_constraint`, values: Object.fromEntries(tm.cat.uniques.map((u) => [sanitizeEnum(u.name), { value: u.name, description: `${u.primary ? 'primary key' : 'unique'} (${u.columns.join(', ')})` }])) })) },
+          update_columns: { type: nn(list(nn(new GraphQLEnumType({ name: `${B}_update_column`, values: Object.fromEntries(updCols.map((c) => [c.gql, { value: c.name }])) })))), defaultValue: [] },
+          where: row ? { type: boolExps.get(tm.key)! } : { type: GraphQLBoolean, description: 'unavailable' },
+        }),
+      }));
+    }
+    insertInputs.set(tm.key, new GraphQLInputObjectType({
+      name: `${B}_insert_input`,
+      fields: () => {
+        const f: GraphQLInputFieldConfigMap = Object.fromEntries(cols.map((c) => [c.gql, { type: scalarType(c.typeName) }]));
+        for (const r of tm.rels) {
+          const target = model.byKey.get(r.target)!;
+          if (!insertInputs.has(r.target) || f[r.name]) continue;
+          // The key columns the relationship sets must be writable, by the role or not (they come
+          // from the row inserted with it), but not generated.
+          const sets = r.kind === 'object' ? r.mapping.map(([p]) => tm.colByPg.get(p)) : r.mapping.map(([, c]) => target.colByPg.get(c));
+          if (sets.some((c) => !c || c.generated)) continue;
+          const name = `${target.base}_${r.kind === 'object' ? 'obj' : 'arr'}_rel_insert_input`;
+          let t = relInputs.get(name);
+          if (!t) {
+            const data = insertInputs.get(r.target)!;
+            const conflict = conflictTypes.get(r.target);
+            t = new GraphQLInputObjectType({
+              name,
+              description: `nested insert of ${r.kind === 'object' ? 'the related row, inserted first' : 'related rows, inserted after this one'}, in the same transaction`,
+              fields: { data: { type: r.kind === 'object' ? nn(data) : nn(list(nn(data))) }, ...(conflict ? { on_conflict: { type: conflict } } : {}) },
+            });
+            relInputs.set(name, t);
+          }
+          f[r.name] = { type: t, description: `${r.kind} relationship (${r.fk})` };
+        }
+        return f;
+      },
+    }));
+  }
+
   for (const tm of visible) {
     const B = tm.base;
     const a = access.table(tm.key)!;
@@ -273,24 +326,12 @@ export function buildRoleSchema(model: Model, access: RoleAccess, engine: Engine
       },
     });
     const one = row ?? GraphQLString;
-    const writeCols = (s: Set<string>, extra: (c: ColumnModel) => boolean = () => true) => tm.columns.filter((c) => s.has(c.name) && !c.generated && extra(c));
     if (a.insert) {
-      const cols = writeCols(a.insert.columns);
-      if (cols.length) {
-        const input = new GraphQLInputObjectType({ name: `${B}_insert_input`, fields: Object.fromEntries(cols.map((c) => [c.gql, { type: scalarType(c.typeName) }])) });
+      const input = insertInputs.get(tm.key);
+      if (input) {
         const args: Record<string, { type: GraphQLInputType; defaultValue?: unknown }> = { objects: { type: nn(list(nn(input))) } };
-        const updCols = a.update ? writeCols(a.update.columns) : [];
-        if (tm.cat.uniques.length && updCols.length) {
-          const conflict = new GraphQLInputObjectType({
-            name: `${B}_on_conflict`,
-            fields: () => ({
-              constraint: { type: nn(new GraphQLEnumType({ name: `${B}_constraint`, values: Object.fromEntries(tm.cat.uniques.map((u) => [sanitizeEnum(u.name), { value: u.name, description: `${u.primary ? 'primary key' : 'unique'} (${u.columns.join(', ')})` }])) })) },
-              update_columns: { type: nn(list(nn(new GraphQLEnumType({ name: `${B}_update_column`, values: Object.fromEntries(updCols.map((c) => [c.gql, { value: c.name }])) })))), defaultValue: [] },
-              where: row ? { type: boolExps.get(tm.key)! } : { type: GraphQLBoolean, description: 'unavailable' },
-            }),
-          });
-          args.on_conflict = { type: conflict };
-        }
+        const conflict = conflictTypes.get(tm.key);
+        if (conflict) args.on_conflict = { type: conflict };
         mutation[`insert_${B}`] = { type: response, args, resolve: (_s, args, ctx, info) => engine.mutate(tm, 'insert', args, ctx, info) };
         mutation[`insert_${B}_one`] = {
           type: one,
@@ -300,7 +341,7 @@ export function buildRoleSchema(model: Model, access: RoleAccess, engine: Engine
       }
     }
     if (a.update) {
-      const cols = writeCols(a.update.columns);
+      const cols = writeCols(tm, a.update.columns);
       const numCols = cols.filter((c) => !c.isArray && NUMERIC_SCALARS.has(c.scalar));
       if (cols.length && row) {
         const args: Record<string, { type: GraphQLInputType }> = {

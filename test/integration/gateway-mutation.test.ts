@@ -85,10 +85,113 @@ describe('gateway mutations', () => {
     expect(u.body.data.update_customers.returning).toEqual([{ name: 'EVE' }]);
   });
 
+  it('nested insert through an array relationship, two levels deep, in one transaction; returning sees the nested rows', async () => {
+    const r = await rig.gql(`mutation { insert_customers_one(object: {name: " Dee ", email: "DEE@example.com", orders: {data: [
+      {qty: 1, items: {data: [{sku: "n-a"}, {sku: "n-b"}]}},
+      {qty: 2}
+    ]}}) { id name email orders(order_by: {qty: asc}) { qty customer_id items(order_by: {sku: asc}) { sku } } } }`);
+    expect(r.body.errors).toBeUndefined();
+    const c = r.body.data.insert_customers_one;
+    expect(c).toMatchObject({ name: 'Dee', email: 'dee@example.com' }); // the validator ran on the nested-insert root too
+    expect(c.orders).toEqual([
+      { qty: 1, customer_id: c.id, items: [{ sku: 'n-a' }, { sku: 'n-b' }] },
+      { qty: 2, customer_id: c.id, items: [] },
+    ]);
+    const [row] = await rig.sql<{ n: string }>('SELECT count(*)::text AS n FROM items i JOIN orders o ON o.id = i.order_id WHERE o.customer_id = $1', [c.id]);
+    expect(row.n).toBe('2');
+  });
+
+  it('nested insert through an object relationship: the related row first, its key in the foreign key; affected_rows counts all', async () => {
+    const r = await rig.gql(`mutation {
+      one: insert_orders_one(object: {qty: 4, customer: {data: {name: "Eve", email: "eve@example.com"}}}) { qty customer { name email } }
+      many: insert_orders(objects: [{qty: 5, customer: {data: {name: "Fay", email: "fay@example.com"}}, items: {data: [{sku: "f-1"}]}}, {qty: 6, customer_id: 1}]) {
+        affected_rows returning { qty customer { name } items { sku } }
+      }
+    }`);
+    expect(r.body.errors).toBeUndefined();
+    expect(r.body.data.one).toEqual({ qty: 4, customer: { name: 'Eve', email: 'eve@example.com' } });
+    expect(r.body.data.many.affected_rows).toBe(4); // customer Fay, her order, its item, and the plain order
+    expect(r.body.data.many.returning).toEqual([
+      { qty: 5, customer: { name: 'Fay' }, items: [{ sku: 'f-1' }] },
+      { qty: 6, customer: { name: 'Ada' }, items: [] },
+    ]);
+  });
+
+  it('a failing nested row rolls back the whole request', async () => {
+    const before = await rig.sql<{ c: string; o: string; i: string }>('SELECT (SELECT count(*) FROM customers)::text c, (SELECT count(*) FROM orders)::text o, (SELECT count(*) FROM items)::text i');
+    // the second item repeats (order_id, sku): unique violation after the customer and the order were written
+    const dup = await rig.gql(`mutation { insert_customers_one(object: {name: "Gus", email: "gus@example.com", orders: {data: [{qty: 1, items: {data: [{sku: "x"}, {sku: "x"}]}}]}}) { id } }`);
+    expect(dup.body.data).toBeNull();
+    expect(dup.body.errors[0].extensions.code).toBe('constraint-violation');
+    // a validator rejecting the nested customer (no email)
+    const bad = await rig.gql(`mutation { insert_orders_one(object: {qty: 9, customer: {data: {name: "Hal"}}}) { id } }`);
+    expect(bad.body.data).toBeNull();
+    expect(bad.body.errors[0].message).toBe('email must contain @');
+    const after = await rig.sql('SELECT (SELECT count(*) FROM customers)::text c, (SELECT count(*) FROM orders)::text o, (SELECT count(*) FROM items)::text i');
+    expect(after).toEqual(before);
+  });
+
+  it('nested inserts with on_conflict: an existing related row is updated and referred to; skipped, it is an error', async () => {
+    const r = await rig.gql(`mutation { insert_orders_one(object: {qty: 12, customer: {data: {id: 1, name: "Ada", email: "Ada.Lovelace@example.com"}, on_conflict: {constraint: customers_pkey, update_columns: [email]}}}) { qty customer { id email } } }`);
+    expect(r.body.errors).toBeUndefined();
+    expect(r.body.data.insert_orders_one).toEqual({ qty: 12, customer: { id: 1, email: 'ada.lovelace@example.com' } });
+    const skip = await rig.gql(`mutation { insert_orders_one(object: {qty: 13, customer: {data: {id: 1, name: "Ada", email: "a@example.com"}, on_conflict: {constraint: customers_pkey, update_columns: []}}}) { id } }`);
+    expect(skip.body.data).toBeNull();
+    expect(skip.body.errors[0].message).toMatch(/on_conflict skipped it/);
+  });
+
   it('parameterized values: quotes and SQL in data are data', async () => {
     const evil = `x'); DROP TABLE orders; --`;
     const r = await rig.gql('mutation($n: String) { insert_orders_one(object: {customer_id: 1, qty: 1, note: $n}) { note } }', { n: evil });
     expect(r.body.data.insert_orders_one.note).toBe(evil);
     expect((await rig.sql('SELECT count(*)::int AS n FROM orders'))[0].n).toBeGreaterThan(0);
+  });
+});
+
+describe('gateway nested inserts and permissions', () => {
+  let s: Servers;
+  let rig: Rig;
+  beforeAll(async () => {
+    s = await startServers();
+    rig = await startRig(s, {
+      gateway: {
+        adminSecret: 'a',
+        permissions: {
+          roles: {
+            writer: {
+              tables: {
+                customers: { insert: { columns: ['name', 'email'] }, select: { columns: ['id', 'name'] } },
+                orders: { insert: { columns: ['qty'], check: { qty: { _gt: 0 } } }, select: { columns: ['id', 'qty', 'customer_id'] } },
+              },
+            },
+            orders_only: { tables: { orders: { insert: { columns: ['qty', 'customer_id'] }, select: { columns: ['id'] } } } },
+          },
+        },
+      },
+    });
+  });
+  afterAll(async () => {
+    await rig?.close();
+    await s?.destroy();
+  });
+  const as = (role: string) => ({ 'x-walnats-admin-secret': 'a', 'x-walnats-role': role });
+
+  it('the nesting sets the foreign key, which the role may not write itself; the check of nested rows applies', async () => {
+    const ok = await rig.gql('mutation { insert_customers_one(object: {name: "Ida", email: "ida@example.com", orders: {data: [{qty: 3}]}}) { id name orders { qty customer_id } } }', undefined, as('writer'));
+    expect(ok.body.errors).toBeUndefined();
+    const c = ok.body.data.insert_customers_one;
+    expect(c.orders).toEqual([{ qty: 3, customer_id: c.id }]);
+    const direct = await rig.gql('mutation { insert_orders_one(object: {qty: 1, customer_id: 1}) { id } }', undefined, as('writer'));
+    expect(direct.body.errors[0].message).toMatch(/customer_id/);
+    const before = await rig.sql('SELECT (SELECT count(*) FROM customers)::text c, (SELECT count(*) FROM orders)::text o');
+    const bad = await rig.gql('mutation { insert_customers_one(object: {name: "Jo", orders: {data: [{qty: 2}, {qty: 0}]}}) { id } }', undefined, as('writer'));
+    expect(bad.body.data).toBeNull();
+    expect(bad.body.errors[0].extensions.code).toBe('permission-error');
+    expect(await rig.sql('SELECT (SELECT count(*) FROM customers)::text c, (SELECT count(*) FROM orders)::text o')).toEqual(before);
+  });
+
+  it('a relationship is offered for nesting only when the role may insert into its table', async () => {
+    const r = await rig.gql('mutation { insert_orders_one(object: {qty: 1, customer: {data: {name: "Kim"}}}) { id } }', undefined, as('orders_only'));
+    expect(r.body.errors[0].message).toMatch(/"customer" is not defined by type "orders_insert_input"/);
   });
 });
