@@ -16,6 +16,12 @@ import { defaultStreamName, escapeToken } from '../../src/events/subject.ts';
 import type { NatsConnection } from '@nats-io/transport-node';
 import os from 'node:os';
 import { collectStatus } from '../../src/status.ts';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/walnats.js');
 
 let pgs: PgServer;
 let nats: NatsServer;
@@ -179,4 +185,34 @@ describe('slot health', () => {
     expect(beats[0].body.message.prefix).toBe('walnats.heartbeat');
     expect(beats[0].body.message.transactional).toBe(false);
   }, 60_000);
+});
+
+describe('snapshot modes', () => {
+  it('snapshot_mode initial_only publishes the existing rows as reads, then exits 0', async () => {
+    const { db, stream, start, sql } = await setup('initial_only', { WALNATS_SNAPSHOT_MODE: 'initial_only' });
+    await insertBatch(sql, 0, 50);
+    const d = start();
+    expect(await d.exited).toBe(0);
+    expect(d.log()).toMatch(/initial snapshot is complete; stopping/);
+    const events = await readStream(nc, stream);
+    const reads = events.filter((e) => e.body.op === 'r' && e.body.source?.table === 'ledger');
+    expect(reads.map((e) => Number(e.body.after.id)).sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect(reads.every((e) => e.subject === `walnats.${escapeToken(db)}.public.ledger.read` && e.body.source.snapshot === true)).toBe(true);
+    expect(ledgerChanges(events)).toEqual([]);
+  }, 60_000);
+
+  it('walnats snapshot in a terminal draws a progress bar until the backfill is done', async () => {
+    const { db, start, sql } = await setup('progress_bar', { WALNATS_SNAPSHOT_MODE: 'never' });
+    await insertBatch(sql, 0, 20_000);
+    const d = start();
+    await waitFor('daemon streaming', async () => /streaming changes/.test(d.log()) || undefined, 30_000);
+    // `script` gives the command a pseudo-terminal, as a person at a shell would have.
+    const cmd = `${process.execPath} ${BIN} snapshot public.ledger`;
+    const { stdout } = await promisify(execFile)('script', ['-qec', cmd, '/dev/null'], {
+      env: { ...process.env, WALNATS_PG_URL: pgs.url(db), WALNATS_NATS_URL: nats.url, WALNATS_LOG_PRETTY: 'false' },
+      timeout: 90_000,
+    });
+    expect(stdout).toMatch(/backfill bf-[\w-]+ requested/);
+    expect(stdout).toMatch(/\[#{30}\] 100% .*20000(\/~\d+)? rows/);
+  }, 120_000);
 });
