@@ -4,98 +4,17 @@
  * 200,000-row transaction with memory staying bounded. After each: every committed change
  * exactly once, in commit order.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
-import { startPostgres, type PgServer } from '../harness/postgres.ts';
-import { startNats, type NatsServer } from '../harness/nats.ts';
-import { spawnDaemon, type DaemonProcess } from '../harness/daemon-process.ts';
-import { readStream, streamLastSeq } from '../harness/stream.ts';
+import { describe, expect, it } from 'vitest';
 import { waitFor } from '../harness/ports.ts';
-import { ledgerChanges, expectCleanStream, expectSameChanges, type ExpectedChange } from '../harness/verify.ts';
-import { connectNats } from '../../src/nats-connection.ts';
-import { defaultStreamName } from '../../src/events/subject.ts';
+import { ledgerChanges, expectCleanStream, expectSameChanges } from '../harness/verify.ts';
+import { loadLedger, useProcessSuite } from '../harness/process-suite.ts';
 import { parseLsn } from '../../src/lsn.ts';
-import type { NatsConnection } from '@nats-io/transport-node';
 
-let pgs: PgServer;
-let nats: NatsServer;
-let nc: NatsConnection;
-const running: DaemonProcess[] = [];
-
-beforeAll(async () => {
-  [pgs, nats] = await Promise.all([startPostgres({ settings: { wal_sender_timeout: '2s' } }), startNats()]);
-  nc = await connectNats({ natsUrl: [nats.url] }, 'crash-test-reader');
-});
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((d) => d.kill('SIGKILL')));
-});
-afterAll(async () => {
-  await nc?.close();
-  await Promise.all([pgs?.destroy(), nats?.destroy()]);
-});
-
-async function setup(name: string) {
-  const db = await pgs.createDatabase(name);
-  await pgs.sql('CREATE TABLE ledger (id bigint PRIMARY KEY, v int, pad text)', [], db);
-  const env = {
-    WALNATS_PG_URL: pgs.url(db),
-    WALNATS_NATS_URL: nats.url,
-    WALNATS_SLOT: db,
-    WALNATS_STATUS_INTERVAL: '200ms',
-  };
-  const start = (extra: Record<string, string> = {}) => {
-    const d = spawnDaemon({ ...env, ...extra });
-    running.push(d);
-    return d;
-  };
-  // The first start creates the slot: changes committed before it exists are not in the WAL
-  // stream (the initial snapshot's job), so the load waits for the first daemon to stream.
-  const startStreaming = async (extra: Record<string, string> = {}) => {
-    const d = start(extra);
-    await waitFor('daemon streaming', async () => /streaming changes/.test(d.log()) || undefined, 30_000);
-    return d;
-  };
-  return { db, stream: defaultStreamName('walnats', db), start, startStreaming };
-}
-
-/** Writes `txns` transactions of `rows` inserts and one update each; returns the expected changes. */
-async function load(db: string, txns: number, rows: number, from = 0, onTxn?: (i: number, lsnAfter: bigint) => void | Promise<void>): Promise<ExpectedChange[]> {
-  const c = new pg.Client({ connectionString: pgs.url(db) });
-  await c.connect();
-  const expected: ExpectedChange[] = [];
-  try {
-    let id = from;
-    for (let t = 0; t < txns; t++) {
-      const first = id + 1;
-      id += rows;
-      await c.query('BEGIN');
-      await c.query(`INSERT INTO ledger SELECT g, 0, repeat('x', 60) FROM generate_series($1::bigint, $2::bigint) g`, [first, id]);
-      await c.query('UPDATE ledger SET v = v + 1 WHERE id = $1', [first]);
-      await c.query('COMMIT');
-      for (let k = first; k <= id; k++) expected.push({ op: 'c', id: k, v: 0 });
-      expected.push({ op: 'u', id: first, v: 1 });
-      if (onTxn) {
-        const r = await c.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
-        await onTxn(t, parseLsn(r.rows[0].lsn));
-      }
-    }
-  } finally {
-    await c.end();
-  }
-  return expected;
-}
-
-async function waitForAll(stream: string, count: number, timeoutMs = 120_000) {
-  // Retried as a whole: right after a NATS restart JetStream may not answer yet.
-  return waitFor(`${count} ledger events in ${stream}`, async () => {
-    try {
-      if ((await streamLastSeq(nc, stream)) < count) return undefined;
-      return await readStream(nc, stream);
-    } catch {
-      return undefined;
-    }
-  }, timeoutMs, 250);
-}
+const suite = useProcessSuite('crash-test-reader', { settings: { wal_sender_timeout: '2s' } });
+const setup = (name: string) => suite.setup(name);
+const load = (db: string, txns: number, rows: number, from = 0, onTxn?: (i: number, lsnAfter: bigint) => void | Promise<void>) =>
+  loadLedger(suite.pgs.url(db), txns, rows, from, onTxn);
+const waitForAll = (stream: string, count: number, timeoutMs?: number) => suite.waitForAll(stream, count, timeoutMs);
 
 describe('crash safety', () => {
   it('SIGKILL of the daemon in the middle of a 50,000-row load, three times, loses and repeats nothing', async () => {
@@ -121,21 +40,21 @@ describe('crash safety', () => {
     const daemon = await startStreaming({ WALNATS_STREAM_DUPLICATE_WINDOW: '1s', WALNATS_PUBLISH_ACK_TIMEOUT: '2s' });
     const first = await load(db, 50, 20);
     await waitForAll(stream, first.length);
-    await nats.stop();
+    await suite.nats.stop();
     // Changes committed during the outage, each with an LSN at or after its commit's end.
     const during: Array<{ t: number; after: bigint }> = [];
     const outage = await load(db, 50, 20, 1000, (t, lsn) => void during.push({ t, after: lsn }));
     // Longer than the duplicate window; meanwhile sample what the slot confirms.
     let confirmedMax = 0n;
     for (let i = 0; i < 12; i++) {
-      const [row] = await pgs.sql<{ lsn: string }>('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [db]);
+      const [row] = await suite.pgs.sql<{ lsn: string }>('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [db]);
       const v = parseLsn(row.lsn);
       if (v > confirmedMax) confirmedMax = v;
       await new Promise((r) => setTimeout(r, 250));
     }
     // Freeze the picture: no daemon, NATS back; the stream holds exactly what JetStream acked.
     await daemon.kill('SIGKILL');
-    await nats.start();
+    await suite.nats.start();
     const held = ledgerChanges(await waitForAll(stream, 0));
     const heldIds = new Set(held.map((c) => `${c.op}:${c.id}`));
     // Nothing committed during the outage could be acknowledged, so the slot stays before it.
@@ -159,22 +78,22 @@ describe('crash safety', () => {
     const warm = await load(db, 5, 10);
     await waitForAll(stream, warm.length);
     const walsender = async () =>
-      (await pgs.sql<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [db]))[0].pid;
+      (await suite.pgs.sql<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [db]))[0].pid;
     const pidBefore = await walsender();
     expect(pidBefore).not.toBeNull();
-    nats.pause();
+    suite.nats.pause();
     try {
       const more = await load(db, 40, 100, 1000);
       await new Promise((r) => setTimeout(r, 6000));
       expect(await walsender()).toBe(pidBefore);
-      nats.resume();
+      suite.nats.resume();
       const events = await waitForAll(stream, warm.length + more.length);
       expectCleanStream(events);
       expectSameChanges(ledgerChanges(events), [...warm, ...more]);
       expect(await walsender()).toBe(pidBefore);
       expect(daemon.log()).not.toMatch(/replication session failed/);
     } finally {
-      nats.resume();
+      suite.nats.resume();
     }
   }, 120_000);
 });
@@ -184,10 +103,10 @@ describe('reconnecting', () => {
     const { db, stream, startStreaming } = await setup('reconnect');
     const daemon = await startStreaming();
     const part1 = await load(db, 20, 20, 0);
-    await pgs.sql(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1`, [db]);
+    await suite.pgs.sql(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1`, [db]);
     const part2 = await load(db, 20, 20, 400);
-    await pgs.stop();
-    await pgs.start();
+    await suite.pgs.stop();
+    await suite.pgs.start();
     const part3 = await load(db, 20, 20, 800);
     const expected = [...part1, ...part2, ...part3];
     const events = await waitForAll(stream, expected.length);
@@ -218,7 +137,7 @@ describe('operating the process', () => {
     expect(code).toBe(0);
     expect(daemon.log()).toMatch(/confirmed position sent/);
     const lastCommit = parseLsn(ledgerChanges(events).length ? events.at(-1)!.body.source.commit_lsn : '0/0');
-    const [row] = await pgs.sql<{ lsn: string; active: boolean }>('SELECT confirmed_flush_lsn::text AS lsn, active FROM pg_replication_slots WHERE slot_name = $1', [db]);
+    const [row] = await suite.pgs.sql<{ lsn: string; active: boolean }>('SELECT confirmed_flush_lsn::text AS lsn, active FROM pg_replication_slots WHERE slot_name = $1', [db]);
     expect(parseLsn(row.lsn) > lastCommit).toBe(true);
     expect(row.active).toBe(false);
   }, 60_000);
@@ -228,7 +147,7 @@ describe('bounded memory', () => {
   it('a 200,000-row transaction streams through with the daemon staying under 250 MB', async () => {
     const { db, stream, startStreaming } = await setup('bigtxn');
     const daemon = await startStreaming();
-    await pgs.sql(`INSERT INTO ledger SELECT g, 0, repeat('x', 60) FROM generate_series(1, 200000) g`, [], db);
+    await suite.pgs.sql(`INSERT INTO ledger SELECT g, 0, repeat('x', 60) FROM generate_series(1, 200000) g`, [], db);
     let peak = 0;
     const sampler = setInterval(() => (peak = Math.max(peak, daemon.peakRss())), 100);
     try {

@@ -4,16 +4,13 @@
  * daemon with where and why, or are parked on a dead-letter subject; a dropped slot is an
  * error, not a silent new start; heartbeats through the WAL.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startPostgres, type PgServer } from '../harness/postgres.ts';
-import { startNats, type NatsServer } from '../harness/nats.ts';
-import { spawnDaemon, type DaemonProcess } from '../harness/daemon-process.ts';
-import { readStream, readFiltered, streamLastSeq } from '../harness/stream.ts';
+import { describe, expect, it } from 'vitest';
+import type { DaemonProcess } from '../harness/daemon-process.ts';
+import { readStream, readFiltered } from '../harness/stream.ts';
 import { waitFor } from '../harness/ports.ts';
 import { ledgerChanges, expectCleanStream, expectSameChanges, type ExpectedChange } from '../harness/verify.ts';
-import { connectNats } from '../../src/nats-connection.ts';
-import { defaultStreamName, escapeToken } from '../../src/events/subject.ts';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { useProcessSuite } from '../harness/process-suite.ts';
+import { escapeToken } from '../../src/events/subject.ts';
 import os from 'node:os';
 import { collectStatus } from '../../src/status.ts';
 import { execFile } from 'node:child_process';
@@ -23,55 +20,13 @@ import { fileURLToPath } from 'node:url';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/walnats.js');
 
-let pgs: PgServer;
-let nats: NatsServer;
-let nc: NatsConnection;
-const running: DaemonProcess[] = [];
-
-beforeAll(async () => {
-  [pgs, nats] = await Promise.all([startPostgres(), startNats()]);
-  nc = await connectNats({ natsUrl: [nats.url] }, 'ha-test-reader');
-});
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((d) => d.kill('SIGKILL')));
-});
-afterAll(async () => {
-  await nc?.close();
-  await Promise.all([pgs?.destroy(), nats?.destroy()]);
-});
-
-async function setup(name: string, extra: Record<string, string> = {}) {
-  const db = await pgs.createDatabase(name);
-  await pgs.sql('CREATE TABLE ledger (id bigint PRIMARY KEY, v int, pad text)', [], db);
-  const env = { WALNATS_PG_URL: pgs.url(db), WALNATS_NATS_URL: nats.url, WALNATS_SLOT: db, WALNATS_STATUS_INTERVAL: '200ms', ...extra };
-  const start = (more: Record<string, string> = {}) => {
-    const d = spawnDaemon({ ...env, ...more });
-    running.push(d);
-    return d;
-  };
-  const startStreaming = async (more: Record<string, string> = {}) => {
-    const d = start(more);
-    await waitFor('daemon streaming', async () => /streaming changes/.test(d.log()) || undefined, 30_000);
-    return d;
-  };
-  const sql = (text: string, params: unknown[] = []) => pgs.sql(text, params, db);
-  return { db, stream: defaultStreamName('walnats', db), start, startStreaming, sql };
-}
+const suite = useProcessSuite('ha-test-reader');
+const setup = (name: string, extra: Record<string, string> = {}) => suite.setup(name, extra);
+const waitForAll = (stream: string, count: number) => suite.waitForAll(stream, count, 60_000);
 
 async function insertBatch(sql: (t: string, p?: unknown[]) => Promise<unknown>, from: number, n: number): Promise<ExpectedChange[]> {
   await sql(`INSERT INTO ledger SELECT g, 0, 'x' FROM generate_series($1::bigint, $2::bigint) g`, [from + 1, from + n]);
   return Array.from({ length: n }, (_, i) => ({ op: 'c' as const, id: from + 1 + i, v: 0 }));
-}
-
-async function waitForAll(stream: string, count: number) {
-  return waitFor(`${count} events in ${stream}`, async () => {
-    try {
-      if ((await streamLastSeq(nc, stream)) < count) return undefined;
-      return await readStream(nc, stream);
-    } catch {
-      return undefined;
-    }
-  }, 60_000, 200);
 }
 
 const port = (d: DaemonProcess) => Number(/listening on :(\d+)/.exec(d.log())![1]);
@@ -87,7 +42,7 @@ describe('high availability', () => {
     expect(standbyReady.status).toBe(503);
     expect(await standbyReady.text()).toMatch(/standby/);
     expect(await (await fetch(`http://127.0.0.1:${port(standby)}/metrics`)).text()).toMatch(/walnats_active 0/);
-    const status = await collectStatus({ pgUrl: pgs.url(db), natsUrl: [nats.url], slot: db, publication: 'walnats', prefix: 'walnats' } as never);
+    const status = await collectStatus({ pgUrl: suite.pgs.url(db), natsUrl: [suite.nats.url], slot: db, publication: 'walnats', prefix: 'walnats' } as never);
     expect(status.slot.leader?.name).toBe(`walnats-cdc@${os.hostname()}:${active.pid}`);
     expect(status.slot.standbys).toBe(1);
     expect(typeof status.slot.lagSeconds).toBe('number'); // a walsender runs: Postgres's flush_lag
@@ -117,7 +72,7 @@ describe('poison changes', () => {
     const code = await daemon.exited;
     expect(code).not.toBe(0);
     expect(daemon.log()).toMatch(/cannot publish insert on public\.ledger at commit [0-9A-F]+\/[0-9A-F]+ seq 1 .*too_large.*max_payload/);
-    const events = await readStream(nc, stream);
+    const events = await readStream(suite.nc, stream);
     expect(ledgerChanges(events).map((c) => c.id)).toEqual([1, 2, 3]);
   }, 60_000);
 
@@ -129,7 +84,7 @@ describe('poison changes', () => {
     await insertBatch(sql, 200, 3);
     const events = await waitForAll(stream, 8);
     expect(ledgerChanges(events).map((c) => c.id)).toEqual([1, 2, 3, 201, 202, 203]);
-    const parked = await readFiltered(nc, stream, `walnats.${escapeToken(db)}.$deadletter.>`);
+    const parked = await readFiltered(suite.nc, stream, `walnats.${escapeToken(db)}.$deadletter.>`);
     expect(parked).toHaveLength(1);
     expect(parked[0].subject).toBe(`walnats.${escapeToken(db)}.$deadletter.public.ledger`);
     expect(parked[0].body.dead_letter).toMatchObject({ reason: 'too_large' });
@@ -147,15 +102,15 @@ describe('slot health', () => {
     await insertBatch(sql, 0, 5);
     await waitForAll(stream, 5);
     await first.kill('SIGTERM');
-    await pgs.sql('SELECT pg_drop_replication_slot($1)', [db]);
+    await suite.pgs.sql('SELECT pg_drop_replication_slot($1)', [db]);
     const refused = start();
     expect(await refused.exited).not.toBe(0);
     expect(refused.log()).toMatch(/does not exist, but stream .* already holds events.*slot_recreate/);
-    expect((await pgs.sql('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [db])).length).toBe(0);
+    expect((await suite.pgs.sql('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [db])).length).toBe(0);
     const recreated = await startStreaming({ WALNATS_SLOT_RECREATE: 'true' });
     await insertBatch(sql, 100, 2);
     const events = await waitFor('the inserts after the new slot', async () => {
-      const all = await readStream(nc, stream).catch(() => []);
+      const all = await readStream(suite.nc, stream).catch(() => []);
       return ledgerChanges(all).some((c) => c.id === 102) ? all : undefined;
     }, 30_000, 200);
     expect(ledgerChanges(events).filter((c) => c.op === 'c').map((c) => c.id)).toEqual([1, 2, 3, 4, 5, 101, 102]);
@@ -163,12 +118,10 @@ describe('slot health', () => {
   }, 60_000);
 
   it('a role that may not create a FOR ALL TABLES publication stops the daemon with the reason instead of retrying for ever', async () => {
-    const { db } = await setup('no_superuser');
-    await pgs.sql(`CREATE ROLE cdc_user LOGIN REPLICATION`);
-    await pgs.sql(`GRANT CREATE ON DATABASE "${db}" TO cdc_user`);
-    const url = pgs.url(db).replace('postgres@', 'cdc_user@');
-    const d = spawnDaemon({ WALNATS_PG_URL: url, WALNATS_NATS_URL: nats.url, WALNATS_SLOT: db });
-    running.push(d);
+    const { db, start } = await setup('no_superuser');
+    await suite.pgs.sql(`CREATE ROLE cdc_user LOGIN REPLICATION`);
+    await suite.pgs.sql(`GRANT CREATE ON DATABASE "${db}" TO cdc_user`);
+    const d = start({ WALNATS_PG_URL: suite.pgs.url(db).replace('postgres@', 'cdc_user@') });
     expect(await d.exited).not.toBe(0);
     expect(d.log()).toMatch(/must be superuser to create FOR ALL TABLES publication/);
     expect(d.log()).not.toMatch(/retrying in/);
@@ -178,7 +131,7 @@ describe('slot health', () => {
     const { db, stream, startStreaming } = await setup('heartbeat', { WALNATS_HEARTBEAT_INTERVAL: '200ms' });
     await startStreaming();
     const beats = await waitFor('three heartbeats', async () => {
-      const got = await readFiltered(nc, stream, `walnats.${escapeToken(db)}.$heartbeat`).catch(() => []);
+      const got = await readFiltered(suite.nc, stream, `walnats.${escapeToken(db)}.$heartbeat`).catch(() => []);
       return got.length >= 3 ? got : undefined;
     }, 20_000, 200);
     expect(beats[0].body.op).toBe('m');
@@ -194,7 +147,7 @@ describe('snapshot modes', () => {
     const d = start();
     expect(await d.exited).toBe(0);
     expect(d.log()).toMatch(/initial snapshot is complete; stopping/);
-    const events = await readStream(nc, stream);
+    const events = await readStream(suite.nc, stream);
     const reads = events.filter((e) => e.body.op === 'r' && e.body.source?.table === 'ledger');
     expect(reads.map((e) => Number(e.body.after.id)).sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     expect(reads.every((e) => e.subject === `walnats.${escapeToken(db)}.public.ledger.read` && e.body.source.snapshot === true)).toBe(true);
@@ -209,7 +162,7 @@ describe('snapshot modes', () => {
     // `script` gives the command a pseudo-terminal, as a person at a shell would have.
     const cmd = `${process.execPath} ${BIN} snapshot public.ledger`;
     const { stdout } = await promisify(execFile)('script', ['-qec', cmd, '/dev/null'], {
-      env: { ...process.env, WALNATS_PG_URL: pgs.url(db), WALNATS_NATS_URL: nats.url, WALNATS_LOG_PRETTY: 'false' },
+      env: { ...process.env, WALNATS_PG_URL: suite.pgs.url(db), WALNATS_NATS_URL: suite.nats.url, WALNATS_LOG_PRETTY: 'false' },
       timeout: 90_000,
     });
     expect(stdout).toMatch(/backfill bf-[\w-]+ requested/);
