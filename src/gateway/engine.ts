@@ -28,6 +28,8 @@ export interface RequestState {
   tx?: { client: pg.PoolClient; failed: boolean };
   /** The request's variables before coercion (for the written order of order_by keys). */
   rawVariables?: Record<string, unknown>;
+  /** Subscribers sharing this (change-event subscription) execution; 1 when absent. */
+  audience?: () => number;
 }
 
 export interface EngineOptions {
@@ -41,7 +43,8 @@ export interface EngineOptions {
   rateLimit?: number;
   source: StreamSource;
   logger: Logger;
-  onDelivery?: (table: string) => void;
+  /** Payloads delivered: `count` subscribers received one (shared executions count each). */
+  onDelivery?: (table: string, count: number) => void;
   /** Seconds a root resolver took (queries, mutations, setting up a subscription). */
   onResolve?: (seconds: number) => void;
   /** The number of open subscriptions changed. */
@@ -75,6 +78,8 @@ export class GatewayEngine implements Engine {
   permissionProblems: string[] = [];
   private projections = new WeakMap<DecodedEvent, Map<string, Promise<Payload | null>>>();
   activeSubscriptions = 0;
+  /** Change-event results produced (one graphql-js execution each, however many subscribers share it). */
+  eventExecutions = 0;
 
   constructor(private readonly o: EngineOptions) {
     this.hub = new EventHub(o.source);
@@ -368,7 +373,8 @@ export class GatewayEngine implements Engine {
         if (where && e.op !== 'TRUNCATE' && !(p.row && evalBoolExp(tm, p.row, where, 'graphql'))) return;
         const { row: _row, ...out } = p;
         void _row;
-        this.o.onDelivery?.(tm.key);
+        this.eventExecutions++;
+        this.o.onDelivery?.(tm.key, st.audience?.() ?? 1);
         ch.push({ ...out, cursor: encodeCursor({ seq: e.streamSeq, snap: from?.snap }) });
       }).catch((err) => ch.fail(err));
     };
@@ -488,7 +494,7 @@ export class GatewayEngine implements Engine {
           if (text !== last && !ch.closed) {
             last = text;
             ch.push((parseLosslessJson(text) as Record<string, unknown>)[info.path.key as string]);
-            this.o.onDelivery?.(tm.key);
+            this.o.onDelivery?.(tm.key, 1);
           }
         }
       } catch (err) {

@@ -22,6 +22,7 @@ import { loadValidators } from './validators.ts';
 import { localGraphiql } from './graphiql.ts';
 import { RateLimitError, RateLimiter } from './ratelimit.ts';
 import { gatewayMetrics } from './metrics.ts';
+import { Fanout, shareable, type ShareTicket } from './fanout.ts';
 
 export type { NameMappingReport } from './model.ts';
 export type { PermissionsSpec } from './permissions.ts';
@@ -67,7 +68,7 @@ export interface Gateway {
   /** Re-reads the catalog now; true when the schema was swapped. */
   refresh(): Promise<boolean>;
   /** Counters for tests and diagnostics. */
-  stats(): { statements: number; subscriptions: number; schemaVersion: number };
+  stats(): { statements: number; subscriptions: number; schemaVersion: number; eventExecutions: number };
   close(): Promise<void>;
 }
 
@@ -108,10 +109,22 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     rateLimit: opts.rateLimit,
     source: { nc: opts.nc, stream: opts.stream, prefix: opts.subjectPrefix, database: opts.database, logger: log },
     logger: log,
-    onDelivery: (t) => metrics.delivered(t),
+    onDelivery: (t, n) => metrics.delivered(t, n),
     onResolve: (s) => metrics.resolved(s),
-    onSubscriptions: (n) => metrics.subscriptions(n),
+    onSubscriptions: () => metrics.subscriptions(openSubscriptions()),
   });
+  /** Shared change-event executions of graphql-ws subscribers (see fanout.ts). */
+  const fanout = new Fanout(() => metrics.subscriptions(openSubscriptions()));
+  const openSubscriptions = () => engine.activeSubscriptions + fanout.extraSubscribers;
+  /** Per-object ids for share keys (a schema swap gives new objects, hence new keys). */
+  const ids = new WeakMap<object, number>();
+  let nextId = 0;
+  const idOf = (o: object) => {
+    let n = ids.get(o);
+    if (n === undefined) ids.set(o, (n = ++nextId));
+    return n;
+  };
+
   metrics.subscriptions(0);
 
   let version = 0;
@@ -210,7 +223,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     },
   });
   const useMutationTransaction = (): Plugin => ({
-    onSubscribe() {
+    onSubscribe({ args }) {
+      if ((args.rootValue as { share?: unknown } | undefined)?.share) return; // counted per subscriber in onSubscribe of graphql-ws
       metrics.request('subscription');
     },
     onExecute({ args }) {
@@ -273,7 +287,15 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   useServer<Record<string, unknown>, { principal?: Principal; timer?: NodeJS.Timeout }>(
     {
       execute: (args: ExecutionArgs) => (args.rootValue as { execute: (a: ExecutionArgs) => unknown }).execute(args) as never,
-      subscribe: (args: ExecutionArgs) => (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never,
+      subscribe: (args: ExecutionArgs) => {
+        const root = args.rootValue as { subscribe: (a: ExecutionArgs) => unknown; share?: ShareTicket };
+        if (!root.share) return root.subscribe(args) as never;
+        const t = root.share;
+        return fanout.join(t, () => {
+          (args.contextValue as { walnats: RequestState }).walnats.audience = () => fanout.audience(t.key);
+          return root.subscribe(args);
+        }) as never;
+      },
       onConnect: async (ctx) => {
         const req = (ctx.extra as unknown as { request: IncomingMessage }).request;
         const params = (ctx.connectionParams ?? {}) as Record<string, unknown>;
@@ -336,13 +358,21 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         const errors = enveloped.validate(schema, document);
         if (errors.length) return errors;
         const contextValue = await enveloped.contextFactory();
+        let share: ShareTicket | undefined;
+        if (shareable(schema, document, payload.operationName, state.rs.roots)) {
+          // Same schema object (role and version), same session, same operation: one execution.
+          const who = p.admin ? '*admin' : p.role;
+          const key = `${idOf(state.rs)}\u0000${who}\u0000${JSON.stringify(p.session)}\u0000${payload.operationName ?? ''}\u0000${JSON.stringify(payload.variables ?? null)}\u0000${payload.query}`;
+          share = { key, id: _id, socket: extra.socket };
+          metrics.request('subscription'); // a joiner does not run yoga's subscribe
+        }
         return {
           schema,
           document,
           operationName: payload.operationName,
           variableValues: payload.variables,
           contextValue: { ...contextValue, walnats: state },
-          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
+          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe, share },
         } as ExecutionArgs;
       },
     },
@@ -371,7 +401,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     ready: () => !closed && !!engine.model,
     report: () => ({ ...engine.model.report, permissionProblems: engine.permissionProblems }),
     refresh,
-    stats: () => ({ statements: engine.statements, subscriptions: engine.activeSubscriptions, schemaVersion: version }),
+    stats: () => ({ statements: engine.statements, subscriptions: openSubscriptions(), schemaVersion: version, eventExecutions: engine.eventExecutions }),
     async close() {
       if (closed) return;
       closed = true;
@@ -379,6 +409,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       schemaSub?.unsubscribe();
       for (const s of sockets) s.close(1001, 'gateway shutting down');
       await new Promise<void>((r) => wss.close(() => r()));
+      fanout.close();
       engine.close();
       await refreshing?.catch(() => {});
       await pool.end();

@@ -10,7 +10,7 @@ const RESOLVER_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 const KINDS = new Set(['query', 'mutation', 'subscription']);
 
 export interface GatewayMetricsHandles {
-  delivered(table: string): void;
+  delivered(table: string, count?: number): void;
   resolved(seconds: number): void;
   subscriptions(open: number): void;
   request(kind: string): void;
@@ -42,7 +42,11 @@ export function gatewayMetrics(registry: Registry | undefined): GatewayMetricsHa
   const byKind = has(requests, 'kind');
   const byRole = has(limited, 'role');
   return {
-    delivered: (table) => (byTable ? deliveries?.inc({ table }) : deliveries?.inc()),
+    delivered: (table, count = 1) => {
+      if (!(count > 0)) return;
+      if (byTable) deliveries?.inc({ table }, count);
+      else deliveries?.inc(count);
+    },
     resolved: (s) => latency?.observe(s),
     subscriptions: (n) => subscriptions?.set(n),
     request: (kind) => {
