@@ -127,6 +127,34 @@ describe('slot health', () => {
     expect(d.log()).not.toMatch(/retrying in/);
   }, 60_000);
 
+  it('a slot invalidated by max_slot_wal_keep_size is a clear error with the recovery, not a silent restart', async () => {
+    const { db, stream, startStreaming, start, sql } = await setup('slot_lost');
+    const first = await startStreaming();
+    await insertBatch(sql, 0, 5);
+    await waitForAll(stream, 5);
+    await first.kill('SIGTERM');
+    await suite.pgs.sql(`ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'`);
+    await suite.pgs.sql('SELECT pg_reload_conf()');
+    try {
+      // Push the WAL far past the limit while the daemon is away, then let a checkpoint
+      // remove the segments the slot still needed.
+      await waitFor('the slot to be invalidated', async () => {
+        await sql(`CREATE TABLE IF NOT EXISTS filler (t text); INSERT INTO filler SELECT repeat(md5(g::text), 64) FROM generate_series(1, 20000) g`);
+        await suite.pgs.sql('SELECT pg_switch_wal()');
+        await suite.pgs.sql('CHECKPOINT');
+        const [row] = await suite.pgs.sql<{ wal_status: string }>('SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1', [db]);
+        return row.wal_status === 'lost' || undefined;
+      }, 60_000, 100);
+    } finally {
+      await suite.pgs.sql('ALTER SYSTEM RESET max_slot_wal_keep_size');
+      await suite.pgs.sql('SELECT pg_reload_conf()');
+    }
+    const refused = start();
+    expect(await refused.exited).not.toBe(0);
+    expect(refused.log()).toMatch(/has been invalidated \(wal_status = lost, max_slot_wal_keep_size exceeded\).*pg_drop_replication_slot/);
+    expect(refused.log()).not.toMatch(/retrying in/);
+  }, 120_000);
+
   it('heartbeats go through the WAL and arrive on the $heartbeat subject', async () => {
     const { db, stream, startStreaming } = await setup('heartbeat', { WALNATS_HEARTBEAT_INTERVAL: '200ms' });
     await startStreaming();
