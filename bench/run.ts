@@ -6,7 +6,8 @@
  *   WALNATS_BENCH_ONLY=cdc,latency,memory,fanout,queries,snapshot   run some areas only
  *                           (no files are written then, unless WALNATS_BENCH_WRITE=1, or
  *                           WALNATS_BENCH_MERGE=1: replace those areas in bench/results.json;
- *                           WALNATS_BENCH_ONLY=none WALNATS_BENCH_MERGE=1 re-renders the files)
+ *                           WALNATS_BENCH_ONLY=none WALNATS_BENCH_MERGE=1 re-renders the files;
+ *                           WALNATS_BENCH_MERGE_NOTE says why the areas were re-run)
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -94,7 +95,8 @@ async function main() {
     const merged = [...prev.results.filter((r) => !areas.has(r.area)), ...results];
     const order = [...new Set([...prev.results, ...results].map((r) => r.area))];
     merged.sort((a, b) => order.indexOf(a.area) - order.indexOf(b.area));
-    if (areas.size) prev.meta.notes = [...(prev.meta.notes ?? []), `${[...areas].join(', ')}: re-run at ${meta.date.slice(0, 16).replace('T', ' ')} UTC (${meta.minutes.toFixed(1)} min) after a fix in the bench itself; figures from that run.`];
+    const why = process.env.WALNATS_BENCH_MERGE_NOTE ?? 'after a fix in the bench itself';
+    if (areas.size) prev.meta.notes = [...(prev.meta.notes ?? []), `${[...areas].join(', ')}: re-run at ${meta.date.slice(0, 16).replace('T', ' ')} UTC (${meta.minutes.toFixed(1)} min) ${why}; figures from that run.`];
     results.splice(0, results.length, ...merged);
     Object.assign(meta, { ...prev.meta, notes: prev.meta.notes });
   }

@@ -3,8 +3,8 @@
  * tests and `walnats all` can build several without name clashes), with typed handles for
  * every `walnats_*` metric plus the default process/Node.js metrics.
  *
- * Per-event cost matters on the CDC path: `countEvent` caches the labelled child per
- * table+op, so the hot path is one Map lookup and an increment.
+ * Per-event cost matters on the CDC path: `countEvent` adds to a per-table, per-op tally (two
+ * Map lookups and an addition), folded into walnats_events_total whenever it is read.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -84,8 +84,28 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
   const up = new Gauge({ name: 'walnats_up', help: '1 while the walnats process runs.', registers });
   up.set(1);
 
-  const events = new Counter({ name: 'walnats_events_total', help: 'Change events published and acknowledged by JetStream, by table and op.', labelNames: ['table', 'op'] as const, registers });
-  const eventChildren = new Map<string, Counter.Internal>();
+  // countEvent runs once per published event: it adds to a plain per-table, per-op tally,
+  // and the tallies go into the counter when it is read (prom-client calls collect() before
+  // every read: a scrape, render(), get()), so every reader sees exact counts.
+  // prom-client's labelled inc hashes and validates the label set on every call.
+  const eventTallies = new Map<string, Map<string, { table: string; op: string; n: number }>>();
+  const flushEventTallies = () => {
+    for (const byOp of eventTallies.values()) {
+      for (const t of byOp.values()) {
+        if (t.n === 0) continue;
+        const n = t.n;
+        t.n = 0;
+        events.inc({ table: t.table, op: t.op }, n);
+      }
+    }
+  };
+  const events: Counter<'table' | 'op'> = new Counter({
+    name: 'walnats_events_total',
+    help: 'Change events published and acknowledged by JetStream, by table and op.',
+    labelNames: ['table', 'op'] as const,
+    registers,
+    collect: flushEventTallies,
+  });
   const reconnects = new Counter({ name: 'walnats_reconnects_total', help: 'Reconnections, by target (postgres, nats).', labelNames: ['target'] as const, registers });
   const reconnectChildren = {
     postgres: reconnects.labels({ target: 'postgres' }),
@@ -98,10 +118,18 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
   const cdc: CdcMetrics = {
     events,
     countEvent(table, op, n = 1) {
-      const key = `${table}\u0000${op}`;
-      let child = eventChildren.get(key);
-      if (!child) eventChildren.set(key, (child = events.labels({ table, op })));
-      child.inc(n);
+      if (!Number.isFinite(n) || n < 0) {
+        events.inc({ table, op }, n); // prom-client's own error for a bad increment
+        return;
+      }
+      let byOp = eventTallies.get(table);
+      if (!byOp) eventTallies.set(table, (byOp = new Map()));
+      let t = byOp.get(op);
+      if (!t) {
+        events.inc({ table, op }, 0); // validates the labels now, and the series starts at 0
+        byOp.set(op, (t = { table, op, n: 0 }));
+      }
+      t.n += n;
     },
     publishLatency: new Histogram({ name: 'walnats_publish_latency_seconds', help: 'Time from publishing an event to its JetStream acknowledgement.', buckets: PUBLISH_BUCKETS, registers }),
     commitToPublishLag: new Histogram({ name: 'walnats_commit_to_publish_lag_seconds', help: 'Time from the commit in Postgres to the JetStream acknowledgement.', buckets: LAG_BUCKETS, registers }),
