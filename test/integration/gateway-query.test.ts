@@ -20,6 +20,27 @@ describe('gateway queries', () => {
     return { ...r.body, statements: rig.gw.stats().statements - before };
   };
 
+  it('request bodies over 25 MB are refused, with a Content-Length and chunked', async () => {
+    const big = JSON.stringify({ query: '{ __typename }', variables: { pad: 'x'.repeat(25_000_100) } });
+    const withLength = await fetch(rig.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big });
+    expect(withLength.status).toBe(413);
+    // A stream body: sent chunked, without a Content-Length.
+    const stream = (text: string) => {
+      let i = 0;
+      return new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (i >= text.length) return c.close();
+          c.enqueue(new TextEncoder().encode(text.slice(i, (i += 1 << 20))));
+        },
+      });
+    };
+    const chunked = await fetch(rig.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: stream(big), duplex: 'half' } as RequestInit);
+    expect(chunked.status).toBe(413);
+    const small = await fetch(rig.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: stream('{"query":"{ __typename }"}'), duplex: 'half' } as RequestInit);
+    expect(small.status).toBe(200);
+    expect((await small.json()).data).toEqual({ __typename: 'query_root' });
+  });
+
   it('lists rows with lossless scalars', async () => {
     const r = await q('{ orders(order_by: {id: asc}, limit: 1) { id qty price big created_at meta data tags ratio } }');
     expect(r.errors).toBeUndefined();
