@@ -181,6 +181,9 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
   const inboxPrefixLen = inbox.length + 1;
   // nats-server writes acks as `{"stream":"S", "seq":N}` (+ `,"duplicate": true`, `"domain"`):
   // whitespace varies, so match tolerantly instead of byte-exact.
+  // The common ack, `{"stream":"<stream>", "seq":N}` exactly, is read from its bytes; anything
+  // else (other spacing, more fields, errors) goes the general way below.
+  const ackPrefix = Buffer.from(`{"stream":${JSON.stringify(stream)}, "seq":`, 'utf8');
   const streamField = new RegExp(`"stream"\\s*:\\s*${JSON.stringify(stream).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`);
 
   let sent = 0;
@@ -270,10 +273,32 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
     }
   }
 
+  /** Stream seq of a plain ack (`{"stream":"<stream>", "seq":N}`), or -1 for anything else. */
+  function plainAckSeq(d: Uint8Array): number {
+    const n = ackPrefix.length;
+    const end = d.length - 1;
+    if (end <= n || end - n > 15 || d[end] !== 0x7d /* } */) return -1;
+    for (let i = 0; i < n; i++) if (d[i] !== ackPrefix[i]) return -1;
+    let v = 0;
+    for (let i = n; i < end; i++) {
+      const c = d[i];
+      if (c < 48 || c > 57) return -1;
+      v = v * 10 + (c - 48);
+    }
+    return v;
+  }
+
   function onReply(msg: Msg) {
     const index = Number(msg.subject.slice(inboxPrefixLen));
     if (!Number.isSafeInteger(index)) return; // not one of ours
     const h = msg.headers;
+    if (!h) {
+      const seq = plainAckSeq(msg.data);
+      if (seq >= 0) {
+        onAck(index, seq);
+        return;
+      }
+    }
     if (h && (h.code >= 400 || h.hasError)) {
       const why = h.code === 503 ? 'no responders: no JetStream stream stores this subject (or JetStream is unavailable)' : h.description;
       fail(new PublishError(`event ${index}: ${h.code} ${why}`, h.code));
