@@ -217,8 +217,27 @@ export class Fanout {
         this.finish(m, new GraphQLError('subscriber too slow: buffer full', { extensions: { code: 'slow-consumer' } }));
         continue;
       }
+      this.cork(s);
       s.send(m.frame + json + '}');
     }
+  }
+
+  /**
+   * Events come in bursts (JetStream batches): a socket's frames of one burst are written
+   * together (one write per socket per turn of the event loop instead of one per event).
+   */
+  private corked = new Set<{ cork(): void; uncork(): void }>();
+  private cork(s: WebSocket): void {
+    const raw = (s as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    if (!raw || this.corked.has(raw)) return;
+    if (this.corked.size === 0) setImmediate(() => this.uncorkAll());
+    raw.cork();
+    this.corked.add(raw);
+  }
+  private uncorkAll(): void {
+    const all = [...this.corked];
+    this.corked.clear();
+    for (const raw of all) raw.uncork();
   }
 
   /** Ends one subscriber's iterator: done, or with an error graphql-ws reports to it. */
