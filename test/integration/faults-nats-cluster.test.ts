@@ -5,14 +5,14 @@
  * commit order.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { startPostgres, type PgServer } from '../harness/postgres.ts';
 import { spawnDaemon, type DaemonProcess } from '../harness/daemon-process.ts';
 import { readStream, streamLastSeq } from '../harness/stream.ts';
 import { waitFor } from '../harness/ports.ts';
-import { ledgerChanges, expectCleanStream, expectSameChanges, type ExpectedChange } from '../harness/verify.ts';
+import { ledgerChanges, expectCleanStream, expectSameChanges } from '../harness/verify.ts';
+import { loadLedger } from '../harness/process-suite.ts';
 import { startNatsCluster, type NatsCluster } from '../../src/local/nats-cluster.ts';
 import { connectNats } from '../../src/nats-connection.ts';
 import { defaultStreamName } from '../../src/events/subject.ts';
@@ -34,28 +34,8 @@ afterAll(async () => {
   await Promise.all([pgs?.destroy(), cluster?.destroy()]);
 });
 
-async function load(db: string, txns: number, rows: number, from: number, onTxn?: (t: number) => Promise<void>): Promise<ExpectedChange[]> {
-  const c = new pg.Client({ connectionString: pgs.url(db) });
-  await c.connect();
-  const expected: ExpectedChange[] = [];
-  try {
-    let id = from;
-    for (let t = 0; t < txns; t++) {
-      const first = id + 1;
-      id += rows;
-      await c.query('BEGIN');
-      await c.query(`INSERT INTO ledger SELECT g, 0, repeat('x', 60) FROM generate_series($1::bigint, $2::bigint) g`, [first, id]);
-      await c.query('UPDATE ledger SET v = v + 1 WHERE id = $1', [first]);
-      await c.query('COMMIT');
-      for (let k = first; k <= id; k++) expected.push({ op: 'c', id: k, v: 0 });
-      expected.push({ op: 'u', id: first, v: 1 });
-      await onTxn?.(t);
-    }
-  } finally {
-    await c.end();
-  }
-  return expected;
-}
+const load = (db: string, txns: number, rows: number, from: number, onTxn?: (t: number) => Promise<void>) =>
+  loadLedger(pgs.url(db), txns, rows, from, onTxn && ((t) => onTxn(t)));
 
 async function streamLeader(stream: string): Promise<string> {
   return waitFor(`a leader for ${stream}`, async () => {
