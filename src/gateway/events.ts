@@ -187,36 +187,83 @@ export interface Tail {
   stop(): void;
 }
 
+/** Reopen attempts in a row, without a message in between, before subscribers get an error. */
+const MAX_REOPENS = 6;
+
 /**
  * Reads one table's events with an ordered consumer, from `startSeq` (a stream sequence)
- * or from new messages only. `onReady` is called once the consumer exists.
+ * or from new messages only. The feed never ends in silence: when the consumer's message
+ * stream ends or fails without `stop()` (the consumer deleted on the server, lost with a
+ * restart, heartbeats missed under load), it is reopened from the sequence after the last
+ * event delivered; only when reopening keeps failing does `onError` hear of it.
  */
 export async function tailTable(src: StreamSource, schema: string, table: string, startSeq: number | null, onEvent: (e: DecodedEvent) => void, onError: (e: unknown) => void): Promise<Tail> {
   const js = jetstream(src.nc);
-  const opts = startSeq != null
-    ? { filter_subjects: tableFilterSubject(src, schema, table), deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, startSeq) }
-    : { filter_subjects: tableFilterSubject(src, schema, table), deliver_policy: DeliverPolicy.New };
-  const consumer = await js.consumers.get(src.stream, opts);
-  let msgs: ConsumerMessages | undefined;
+  const filter = tableFilterSubject(src, schema, table);
   let stopped = false;
-  msgs = await consumer.consume({ max_messages: 256 });
-  (async () => {
-    try {
-      for await (const m of msgs!) {
-        if (stopped) break;
-        const e = decodeEvent(m);
-        if (e) onEvent(e);
+  // "New messages only" is pinned to the stream's last sequence now, so a reopen resumes
+  // exactly where the first consumer would have been.
+  let lastSeq: number;
+  if (startSeq != null) lastSeq = Math.max(1, startSeq) - 1;
+  else lastSeq = (await (await jetstreamManager(src.nc)).streams.info(src.stream)).state.last_seq;
+  let current: { msgs: ConsumerMessages; consumer: { delete?: () => Promise<unknown> } } | undefined;
+  const open = async (): Promise<ConsumerMessages> => {
+    const consumer = await js.consumers.get(src.stream, { filter_subjects: filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: lastSeq + 1 });
+    const msgs = await consumer.consume({ max_messages: 256 });
+    current = { msgs, consumer };
+    // A deleted or vanished consumer does not end the message iterator by itself: end it, so
+    // that the loop below reopens the feed.
+    void (async () => {
+      for await (const st of msgs.status()) {
+        const gone = st.type === 'consumer_deleted' || st.type === 'consumer_not_found' || st.type === 'stream_not_found';
+        const silent = st.type === 'heartbeats_missed' && (st as { count?: number }).count !== undefined && (st as { count: number }).count >= 3;
+        if ((gone || silent) && !stopped) {
+          msgs.stop();
+          break;
+        }
       }
-    } catch (e) {
-      if (!stopped) onError(e);
+    })().catch(() => {});
+    return msgs;
+  };
+  let msgs = await open();
+  (async () => {
+    let reopens = 0;
+    let lastError: unknown;
+    for (;;) {
+      try {
+        for await (const m of msgs) {
+          if (stopped) return;
+          lastSeq = m.seq;
+          reopens = 0;
+          const e = decodeEvent(m);
+          if (e) onEvent(e);
+        }
+      } catch (e) {
+        lastError = e;
+      }
+      if (stopped) return;
+      if (++reopens > MAX_REOPENS) {
+        onError(lastError ?? new Error(`the event feed of ${schema}.${table} ended and could not be reopened`));
+        return;
+      }
+      await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** reopens, 5000)));
+      if (stopped) return;
+      try {
+        current?.consumer.delete?.().catch(() => {});
+        msgs = await open();
+      } catch (e) {
+        lastError = e;
+        // Counted as one more failed reopen on the next turn of the loop.
+        msgs = (async function* () {})() as unknown as ConsumerMessages;
+      }
     }
   })();
   return {
     stop() {
       if (stopped) return;
       stopped = true;
-      msgs?.stop();
-      consumer.delete?.().catch(() => {});
+      current?.msgs.stop();
+      current?.consumer.delete?.().catch(() => {});
     },
   };
 }
