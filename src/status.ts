@@ -17,6 +17,7 @@ import { defaultStreamName } from './events/subject.ts';
 import { readLastPosition } from './publisher/position.ts';
 import { natsConnectionOptions } from './nats-connection.ts';
 import { formatLsn } from './lsn.ts';
+import { leaderLockHolder } from './leader-lock.ts';
 
 export interface SlotStatus {
   name: string;
@@ -158,16 +159,7 @@ async function queryPostgres(config: StatusConfig): Promise<Pick<WalnatsStatus, 
           standbys: 0,
         }
       : emptySlot(config.slot);
-    // The daemon's leader lock: pg_try_advisory_lock(hashtext('walnats'), hashtext(slot)).
-    const leader = await client.query<{ pid: number; name: string; addr: string | null }>(
-      `SELECT a.pid, a.application_name AS name, a.client_addr::text AS addr
-         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-          AND l.classid::bigint = (hashtext('walnats')::bigint + 4294967296) % 4294967296
-          AND l.objid::bigint = (hashtext($1)::bigint + 4294967296) % 4294967296`,
-      [config.slot],
-    );
-    slot.leader = leader.rows[0] ?? null;
+    slot.leader = await leaderLockHolder(client, config.slot);
     const standbys = await client.query<{ n: string }>(
       `SELECT count(*)::text AS n FROM pg_stat_activity WHERE application_name LIKE 'walnats-cdc@%' AND datname = current_database() AND pid <> $1`,
       [slot.leader?.pid ?? 0],
