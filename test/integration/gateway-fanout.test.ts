@@ -5,8 +5,8 @@
  */
 import path from 'node:path';
 import { SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fixtures, startRig, startServers, until, type Rig, type Servers } from '../fixtures/gateway/setup.ts';
+import { describe, expect, it } from 'vitest';
+import { fixtures, until, useRig } from '../fixtures/gateway/setup.ts';
 import { collect, wsClient } from '../fixtures/gateway/ws.ts';
 
 const SECRET = 'test-hs256-secret-which-is-long-enough-0123456789';
@@ -15,16 +15,7 @@ const hs = (claims: Record<string, unknown>) =>
 const user = (id: number) => ({ 'x-hasura-default-role': 'user', 'x-hasura-allowed-roles': ['user'], 'x-hasura-user-id': String(id) });
 
 describe('gateway fan-out: shared executions', () => {
-  let s: Servers;
-  let rig: Rig;
-  beforeAll(async () => {
-    s = await startServers();
-    rig = await startRig(s, { gateway: { adminSecret: 'adm1n', jwt: { secret: SECRET }, permissions: path.join(fixtures, 'permissions.yaml') } });
-  });
-  afterAll(async () => {
-    await rig?.close();
-    await s?.destroy();
-  });
+  const { rig } = useRig({ gateway: { adminSecret: 'adm1n', jwt: { secret: SECRET }, permissions: path.join(fixtures, 'permissions.yaml') } });
 
   it('N subscribers of the same subscription cause one execution per event; roles, sessions and filters stay separate', async () => {
     const admin = { headers: { 'x-walnats-admin-secret': 'adm1n' } };

@@ -3,22 +3,13 @@
  * disappears on the server (deleted, or lost with a restart), open subscriptions keep
  * receiving events from where they were.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { startRig, startServers, until, type Rig, type Servers } from '../fixtures/gateway/setup.ts';
+import { until, useRig } from '../fixtures/gateway/setup.ts';
 import { collect, wsClient } from '../fixtures/gateway/ws.ts';
 
 describe('subscription feed resilience', () => {
-  let s: Servers;
-  let rig: Rig;
-  beforeAll(async () => {
-    s = await startServers();
-    rig = await startRig(s);
-  });
-  afterAll(async () => {
-    await rig?.close();
-    await s?.destroy();
-  });
+  const { rig } = useRig();
 
   it('an open subscription keeps receiving events after its consumer is deleted on the server', async () => {
     const client = wsClient(rig.wsUrl);

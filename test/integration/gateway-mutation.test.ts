@@ -1,18 +1,9 @@
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fixtures, startRig, startServers, type Rig, type Servers } from '../fixtures/gateway/setup.ts';
+import { describe, expect, it } from 'vitest';
+import { fixtures, useRig } from '../fixtures/gateway/setup.ts';
 
 describe('gateway mutations', () => {
-  let s: Servers;
-  let rig: Rig;
-  beforeAll(async () => {
-    s = await startServers();
-    rig = await startRig(s, { gateway: { validatorsDir: path.join(fixtures, 'validators') } });
-  });
-  afterAll(async () => {
-    await rig?.close();
-    await s?.destroy();
-  });
+  const { rig } = useRig({ gateway: { validatorsDir: path.join(fixtures, 'validators') } });
 
   it('insert with returning and nested relationships', async () => {
     const r = await rig.gql(`mutation { insert_orders(objects: [{customer_id: 2, qty: 7, price: "1.10", big: "9223372036854775807", meta: {k: [1, "x"]}, data: "AAE=", tags: ["a", "b,c"]}, {customer_id: 2, qty: 8}]) {
@@ -149,11 +140,7 @@ describe('gateway mutations', () => {
 });
 
 describe('gateway nested inserts and permissions', () => {
-  let s: Servers;
-  let rig: Rig;
-  beforeAll(async () => {
-    s = await startServers();
-    rig = await startRig(s, {
+  const { rig } = useRig({
       gateway: {
         adminSecret: 'a',
         permissions: {
@@ -169,11 +156,6 @@ describe('gateway nested inserts and permissions', () => {
         },
       },
     });
-  });
-  afterAll(async () => {
-    await rig?.close();
-    await s?.destroy();
-  });
   const as = (role: string) => ({ 'x-walnats-admin-secret': 'a', 'x-walnats-role': role });
 
   it('the nesting sets the foreign key, which the role may not write itself; the check of nested rows applies', async () => {

@@ -1,18 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRig, startServers, until, type Rig, type Servers } from '../fixtures/gateway/setup.ts';
+import { describe, expect, it } from 'vitest';
+import { until, useRig } from '../fixtures/gateway/setup.ts';
 import { collect, wsClient } from '../fixtures/gateway/ws.ts';
 
 describe('gateway queries', () => {
-  let s: Servers;
-  let rig: Rig;
-  beforeAll(async () => {
-    s = await startServers();
-    rig = await startRig(s);
-  });
-  afterAll(async () => {
-    await rig?.close();
-    await s?.destroy();
-  });
+  const { rig } = useRig();
 
   const q = async (query: string, variables?: Record<string, unknown>) => {
     const before = rig.gw.stats().statements;

@@ -5,8 +5,8 @@
  */
 import { SignJWT } from 'jose';
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRig, startServers, until, type Rig, type Servers } from '../fixtures/gateway/setup.ts';
+import { describe, expect, it } from 'vitest';
+import { until, useRig } from '../fixtures/gateway/setup.ts';
 import { collect, wsClient } from '../fixtures/gateway/ws.ts';
 
 const SECRET = 'rate-limit-test-secret-which-is-long-enough-0123';
@@ -15,12 +15,8 @@ const token = (role: string, userId: number) =>
     .setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
 
 describe('gateway rate limits', () => {
-  let s: Servers;
-  let rig: Rig;
   const registry = new Registry();
-  beforeAll(async () => {
-    s = await startServers();
-    rig = await startRig(s, {
+  const { rig } = useRig({
       gateway: {
         adminSecret: 'adm1n',
         jwt: { secret: SECRET },
@@ -39,11 +35,6 @@ describe('gateway rate limits', () => {
         },
       },
     });
-  });
-  afterAll(async () => {
-    await rig?.close();
-    await s?.destroy();
-  });
 
   it('a role past its bucket gets a rate-limited error with HTTP 429 and Retry-After; a bucket per user with `by`', async () => {
     const t1 = await token('user', 1);

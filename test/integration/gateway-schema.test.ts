@@ -1,15 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRig, startServers, until, type Rig, type Servers } from '../fixtures/gateway/setup.ts';
+import { describe, expect, it } from 'vitest';
+import { startRig, until, useServers } from '../fixtures/gateway/setup.ts';
 import { collect, wsClient } from '../fixtures/gateway/ws.ts';
 
 describe('gateway names and schema changes', () => {
-  let s: Servers;
-  beforeAll(async () => {
-    s = await startServers();
-  });
-  afterAll(async () => {
-    await s?.destroy();
-  });
+  const s = useServers();
 
   it('maps invalid and colliding names deterministically and reports them', async () => {
     const rig = await startRig(s, { sqlFile: 'names.sql', gateway: { schemas: ['public', 'other'] } });

@@ -5,7 +5,7 @@ import { SignJWT, exportJWK, exportSPKI, generateKeyPair } from 'jose';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGateway } from '../../src/gateway/index.ts';
-import { fixtures, startRig, startServers, until, type Rig, type Servers } from '../fixtures/gateway/setup.ts';
+import { fixtures, until, useRig } from '../fixtures/gateway/setup.ts';
 import { collect, wsClient } from '../fixtures/gateway/ws.ts';
 
 const SECRET = 'test-hs256-secret-which-is-long-enough-0123456789';
@@ -17,24 +17,19 @@ async function hs(claims: Record<string, unknown>, opts: { exp?: number | string
 const user = (id: number, extra: Record<string, unknown> = {}) => ({ 'x-hasura-default-role': 'user', 'x-hasura-allowed-roles': ['user'], 'x-hasura-user-id': String(id), ...extra });
 
 describe('gateway security', () => {
-  let s: Servers;
-  let rig: Rig;
+  const { s, rig } = useRig({ gateway: { adminSecret: 'adm1n', jwt: { secret: SECRET }, permissions: path.join(fixtures, 'permissions.yaml'), maxDepth: 6, statementTimeoutMs: 300 } });
   let jwks: http.Server;
   let es: Awaited<ReturnType<typeof generateKeyPair>>;
   let rs: Awaited<ReturnType<typeof generateKeyPair>>;
   beforeAll(async () => {
-    s = await startServers();
-    rig = await startRig(s, { gateway: { adminSecret: 'adm1n', jwt: { secret: SECRET }, permissions: path.join(fixtures, 'permissions.yaml'), maxDepth: 6, statementTimeoutMs: 300 } });
     es = await generateKeyPair('ES256');
     rs = await generateKeyPair('RS256');
     const jwk = { ...(await exportJWK(es.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
     jwks = http.createServer((_q, r) => r.end(JSON.stringify({ keys: [jwk] })));
     await new Promise<void>((r) => jwks.listen(0, '127.0.0.1', r));
   });
-  afterAll(async () => {
-    await rig?.close();
+  afterAll(() => {
     jwks?.close();
-    await s?.destroy();
   });
   const asUser = async (id: number, query: string, variables?: Record<string, unknown>) => (await rig.gql(query, variables, { authorization: `Bearer ${await hs(user(id))}` })).body;
   const admin = { 'x-walnats-admin-secret': 'adm1n' };

@@ -1,18 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRig, startServers, txWithXid, until, type Rig, type Servers } from '../fixtures/gateway/setup.ts';
+import { describe, expect, it } from 'vitest';
+import { txWithXid, until, useRig } from '../fixtures/gateway/setup.ts';
 import { collect, wsClient } from '../fixtures/gateway/ws.ts';
 
 describe('gateway subscriptions (graphql-ws, JetStream)', () => {
-  let s: Servers;
-  let rig: Rig;
-  beforeAll(async () => {
-    s = await startServers();
-    rig = await startRig(s);
-  });
-  afterAll(async () => {
-    await rig?.close();
-    await s?.destroy();
-  });
+  const { s, rig } = useRig();
 
   it('streams typed change events filtered by where and ops', async () => {
     const client = wsClient(rig.wsUrl);
