@@ -22,7 +22,8 @@ import { createPublisher, type Publisher } from '../publisher/publisher.ts';
 import { openCatalogConnection, openReplicationConnection, identifySystem } from '../replication/connection.ts';
 import { ensurePublication, ensureSlot, findCaptureProblems, SetupError } from '../replication/setup.ts';
 import { startReplication, type ReplicationStream } from '../replication/stream.ts';
-import { protocolVersionFor, pgMicrosToUnixMs } from '../replication/protocol.ts';
+import { protocolVersionFor } from '../replication/protocol.ts';
+import { pgTimeToUnixMs } from '../decoder/time.ts';
 import { createTypeRegistry } from './type-registry.ts';
 import { createSchemaTracker } from './schema-tracker.ts';
 import type { CdcMetrics } from './metrics.ts';
@@ -509,7 +510,7 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
           if (!publisher.send(ev)) await Promise.race([publisher.whenRoom(), sessionFailed]);
           lastPublished = { commitLsn: ev.commitLsn, seq: ev.seq };
           if (opts.metrics && c.kind !== 'relation' && c.kind !== 'begin' && c.kind !== 'commit') {
-            opts.metrics.countEvent(c, pgMicrosToUnixMs(c.commitTimeUs));
+            opts.metrics.countEvent(c, pgTimeToUnixMs(c.commitTimeUs));
           }
           if (stream.paused && queue.length - head < QUEUE_LOW) stream.resume();
         }

@@ -7,7 +7,7 @@
 import { formatLsn } from '../lsn.ts';
 import type { Change } from '../decoder/types.ts';
 import type { OutboundEvent } from './envelope.ts';
-import { commitTimeToMs } from './envelope.ts';
+import { pgTimeToUnixMs } from '../decoder/time.ts';
 import { HEADER_COMMIT_LSN, HEADER_LSN, HEADER_MSG_ID, HEADER_OP, HEADER_SCHEMA, HEADER_SEQ, HEADER_TABLE, eventMsgId, type EventKind } from './position.ts';
 import { deadLetterSubject, escapeToken } from './subject.ts';
 
@@ -43,7 +43,7 @@ export function buildDeadLetterEvent(prefix: string, database: string, change: C
       commit_lsn: formatLsn(change.commitLsn),
       seq: change.seq,
       txid: change.xid ?? null,
-      ts_ms: change.commitTimeUs ? commitTimeToMs(change.commitTimeUs) : null,
+      ts_ms: change.commitTimeUs ? pgTimeToUnixMs(change.commitTimeUs) : null,
       snapshot: false,
     },
     ts_ms: now,

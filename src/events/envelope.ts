@@ -35,6 +35,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { formatLsn, type Lsn } from '../lsn.ts';
+import { pgTimeToUnixMs } from '../decoder/time.ts';
 import type {
   BeginChange,
   Change,
@@ -121,19 +122,14 @@ export interface EventBuilder {
   buildReadEvent(relation: Relation, row: TupleData, info: SnapshotReadInfo): OutboundEvent;
 }
 
-const PG_EPOCH_MS = 946_684_800_000;
 const OPS: Record<RowChange['kind'], { code: string; op: TableOp }> = {
   insert: { code: 'c', op: 'insert' },
   update: { code: 'u', op: 'update' },
   delete: { code: 'd', op: 'delete' },
 };
 
-/** Commit time (µs since 2000-01-01) → ms since 1970. */
-export function commitTimeToMs(us: bigint): number {
-  let ms = us / 1000n;
-  if (us < 0n && us % 1000n !== 0n) ms -= 1n; // floor
-  return Number(ms) + PG_EPOCH_MS;
-}
+/** Commit time (µs since 2000-01-01) → ms since 1970, floored. */
+export { pgTimeToUnixMs as commitTimeToMs };
 
 interface RelInfo {
   columns: Relation['columns'];
@@ -316,7 +312,7 @@ export function createEventBuilder(options: EventBuilderOptions): EventBuilder {
     const msgId = `${commit}:${c.seq}`;
     let body =
       `{"op":"${code}","before":${before},"after":${after},` +
-      `"source":${source(ri.sourceNames, lsn, commit, c.seq, c.xid, commitTimeToMs(c.commitTimeUs), false)},` +
+      `"source":${source(ri.sourceNames, lsn, commit, c.seq, c.xid, pgTimeToUnixMs(c.commitTimeUs), false)},` +
       `"ts_ms":${now()}`;
     if (unchanged.length > 0) body += `,"unchanged":[${unchanged.join(',')}]`;
     body += '}';
@@ -338,7 +334,7 @@ export function createEventBuilder(options: EventBuilderOptions): EventBuilder {
     const msgId = `${commit}:${c.seq}`;
     const body =
       `{"op":"t","before":null,"after":null,` +
-      `"source":${source(ri.sourceNames, lsn, commit, c.seq, c.xid, commitTimeToMs(c.commitTimeUs), false)},` +
+      `"source":${source(ri.sourceNames, lsn, commit, c.seq, c.xid, pgTimeToUnixMs(c.commitTimeUs), false)},` +
       `"ts_ms":${now()},"truncate":{"cascade":${c.cascade},"restart_identity":${c.restartIdentity}}}`;
     return {
       subject: ri.subjectBase + 'truncate',
@@ -364,7 +360,7 @@ export function createEventBuilder(options: EventBuilderOptions): EventBuilder {
     const content = Buffer.from(c.content.buffer, c.content.byteOffset, c.content.byteLength).toString('base64');
     const body =
       `{"op":"m",` +
-      `"source":${source('"schema":null,"table":null', lsn, commit, c.seq, c.xid, commitTimeToMs(c.commitTimeUs), false)},` +
+      `"source":${source('"schema":null,"table":null', lsn, commit, c.seq, c.xid, pgTimeToUnixMs(c.commitTimeUs), false)},` +
       `"ts_ms":${now()},"message":{"prefix":${JSON.stringify(c.prefix)},"content":"${content}"` +
       (text === undefined ? '' : `,"content_text":${JSON.stringify(text)}`) +
       `,"transactional":${c.transactional}}}`;
@@ -391,7 +387,7 @@ export function createEventBuilder(options: EventBuilderOptions): EventBuilder {
     tx += '}';
     const body =
       `{"op":"${c.kind}",` +
-      `"source":${source('"schema":null,"table":null', lsn, commit, seq, c.xid, commitTimeToMs(c.commitTimeUs), false)},` +
+      `"source":${source('"schema":null,"table":null', lsn, commit, seq, c.xid, pgTimeToUnixMs(c.commitTimeUs), false)},` +
       `"ts_ms":${now()},"transaction":${tx}}`;
     return {
       subject: txSubject(prefix, database, c.kind),
@@ -448,7 +444,7 @@ export function createEventBuilder(options: EventBuilderOptions): EventBuilder {
       const msgId = `${commit}:${c.seq}:schema:${r.oid}`;
       const body =
         `{"op":"schema","relation":${relationJson(r)},"previous":${c.previous ? relationJson(c.previous) : 'null'},` +
-        `"source":${source(ri.sourceNames, lsn, commit, c.seq, c.xid, commitTimeToMs(c.commitTimeUs), false)},` +
+        `"source":${source(ri.sourceNames, lsn, commit, c.seq, c.xid, pgTimeToUnixMs(c.commitTimeUs), false)},` +
         `"ts_ms":${now()}}`;
       return {
         subject: schemaSubject(prefix, database, r.schema, r.name),

@@ -7,9 +7,7 @@
  *   'r' Standby status:    write u64, flush u64, apply u64, clientTime i64, replyRequested u8
  */
 import type { Lsn } from '../lsn.ts';
-
-/** Microseconds between the Unix epoch and Postgres's epoch (2000-01-01 UTC). */
-const PG_EPOCH_OFFSET_US = 946_684_800_000_000n;
+import { pgTimeToUnixMs, unixMsToPgTime } from '../decoder/time.ts';
 
 export interface XLogData {
   type: 'xlogdata';
@@ -57,15 +55,13 @@ export function standbyStatusUpdate(write: Lsn, flush: Lsn, apply: Lsn, nowMs: n
   buf.writeBigUInt64BE(write, 1);
   buf.writeBigUInt64BE(flush, 9);
   buf.writeBigUInt64BE(apply, 17);
-  buf.writeBigInt64BE(BigInt(Math.floor(nowMs)) * 1000n - PG_EPOCH_OFFSET_US, 25);
+  buf.writeBigInt64BE(unixMsToPgTime(nowMs), 25);
   buf[33] = replyRequested ? 1 : 0;
   return buf;
 }
 
 /** Postgres timestamps (µs since 2000-01-01) to Unix milliseconds. */
-export function pgMicrosToUnixMs(us: bigint): number {
-  return Number((us + PG_EPOCH_OFFSET_US) / 1000n);
-}
+export { pgTimeToUnixMs as pgMicrosToUnixMs };
 
 /** pgoutput protocol version for a server: 1 (PG 10–13), 2 (14), 3 (15), 4 (16+). */
 export function protocolVersionFor(serverVersionNum: number): number {
