@@ -6,7 +6,8 @@ import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type
 import type { NatsConnection } from '@nats-io/transport-node';
 import { GraphQLError } from 'graphql/index.js';
 import type { Logger } from 'pino';
-import { escapeToken } from '../events/subject.ts';
+import { HEADER_COMMIT_LSN, HEADER_SCHEMA, HEADER_TABLE } from '../events/position.ts';
+import { tableSubject } from '../events/subject.ts';
 import { parseLosslessJson } from './json.ts';
 import type { ColumnModel, TableModel } from './model.ts';
 import type { BoolExp } from './permissions.ts';
@@ -43,13 +44,13 @@ export function decodeEvent(m: Pick<JsMsg, 'seq' | 'data' | 'headers'>): Decoded
   const ts = typeof src.ts_ms === 'number' ? src.ts_ms : typeof body.ts_ms === 'number' ? body.ts_ms : null;
   return {
     streamSeq: m.seq,
-    schema: String(src.schema ?? m.headers?.get('Walnats-Schema') ?? ''),
-    table: String(src.table ?? m.headers?.get('Walnats-Table') ?? ''),
+    schema: String(src.schema ?? m.headers?.get(HEADER_SCHEMA) ?? ''),
+    table: String(src.table ?? m.headers?.get(HEADER_TABLE) ?? ''),
     op,
     before: (body.before as Record<string, unknown>) ?? null,
     after: (body.after as Record<string, unknown>) ?? null,
     unchanged: Array.isArray(body.unchanged) ? (body.unchanged as string[]) : [],
-    commitLsn: (src.commit_lsn as string) ?? m.headers?.get('Walnats-Commit-Lsn') ?? null,
+    commitLsn: (src.commit_lsn as string) ?? m.headers?.get(HEADER_COMMIT_LSN) ?? null,
     seq: src.seq != null ? Number(src.seq) : null,
     txid: src.txid != null ? BigInt(src.txid as number | string) : null,
     commitTime: ts != null ? new Date(ts).toISOString() : null,
@@ -168,8 +169,10 @@ export interface StreamSource {
   logger: Logger;
 }
 
-export function tableFilterSubject(src: Pick<StreamSource, 'prefix' | 'database'>, schema: string, table: string): string {
-  return `${src.prefix}.${escapeToken(src.database)}.${escapeToken(schema)}.${escapeToken(table)}.>`;
+/** Every op of one table: its subject (src/events/subject.ts) with the op token as `>`. */
+function tableFilterSubject(src: Pick<StreamSource, 'prefix' | 'database'>, schema: string, table: string): string {
+  const subject = tableSubject(src.prefix, src.database, schema, table, 'insert');
+  return subject.slice(0, subject.lastIndexOf('.')) + '.>';
 }
 
 export async function lastStreamSeq(src: StreamSource): Promise<number> {

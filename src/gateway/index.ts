@@ -13,7 +13,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
-import { escapeToken } from '../events/subject.ts';
+import { streamSubjects } from '../events/subject.ts';
 import { AuthError, Authenticator, authConfigured, lowerHeaders, type JwtOptions, type Principal } from './auth.ts';
 import { GatewayEngine, stateOf, type RequestState } from './engine.ts';
 import type { NameMappingReport } from './model.ts';
@@ -166,7 +166,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   };
   let schemaSub: Subscription | undefined;
   try {
-    schemaSub = opts.nc.subscribe(`${opts.subjectPrefix}.${escapeToken(opts.database)}.$schema.>`, {
+    schemaSub = opts.nc.subscribe(streamSubjects(opts.subjectPrefix, opts.database)[0].slice(0, -1) + '$schema.>', {
       callback: () => {
         void refresh();
       },
