@@ -8,14 +8,14 @@
  * leader (checked by creating and deleting a replicated probe stream), so a stream with
  * `num_replicas: N` can be created right away.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { freePort, waitFor } from './ports.ts';
+import { spawnNatsServer, type NatsProcess } from './nats.ts';
 
 export interface NatsClusterNode {
   readonly index: number;
@@ -47,17 +47,6 @@ export interface NatsCluster {
   destroy(): Promise<void>;
 }
 
-function probe(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('data', (d) => {
-      s.destroy();
-      resolve(d.toString().startsWith('INFO'));
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
 let clusterCounter = 0;
 
 export async function startNatsCluster(size = 3, extraArgs: string[] = []): Promise<NatsCluster> {
@@ -84,7 +73,7 @@ export async function startNatsCluster(size = 3, extraArgs: string[] = []): Prom
       .map((p) => `nats://127.0.0.1:${p.clusterPort}`)
       .join(',');
     let child: ChildProcess | undefined;
-    let log = '';
+    let proc: NatsProcess | undefined;
     const halt = async (signal: NodeJS.Signals) => {
       const c = child;
       if (!c || c.exitCode !== null || c.signalCode !== null) return;
@@ -105,25 +94,18 @@ export async function startNatsCluster(size = 3, extraArgs: string[] = []): Prom
       },
       async start() {
         if (node.running) return;
-        log = '';
         const args = [
           '-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), '-n', name,
           '--cluster_name', clusterName, '--cluster', `nats://127.0.0.1:${clusterPort}`, '--routes', routes,
           ...extraArgs,
         ];
-        const c = spawn(process.env.WALNATS_NATS_SERVER ?? 'nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-        child = c;
-        c.stdout!.on('data', (d) => (log += d));
-        c.stderr!.on('data', (d) => (log += d));
-        const exited = new Promise<never>((_, reject) =>
-          c.once('exit', (code) => reject(new Error(`nats-server ${name} exited with ${code}:\n${log}`))),
-        );
-        exited.catch(() => {});
-        await Promise.race([exited, waitFor(`nats-server ${name} to listen`, async () => (await probe(port)) || undefined)]);
+        proc = spawnNatsServer(args, port, `nats-server ${name}`);
+        child = proc.child;
+        await proc.ready;
       },
       kill: () => halt('SIGKILL'),
       stop: () => halt('SIGTERM'),
-      log: () => log,
+      log: () => proc?.log() ?? '',
     };
     return node;
   });

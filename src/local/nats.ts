@@ -32,27 +32,38 @@ function probe(port: number): Promise<boolean> {
   });
 }
 
+export interface NatsProcess {
+  readonly child: ChildProcess;
+  /** Everything the process wrote so far (stdout and stderr). */
+  log(): string;
+  /** Resolves once the server answers on its client port; rejects with its log when it exits first. */
+  readonly ready: Promise<void>;
+}
+
+/** Spawns nats-server (`$WALNATS_NATS_SERVER` or the one on PATH) with `args`, listening on `port`. */
+export function spawnNatsServer(args: string[], port: number, label = 'nats-server'): NatsProcess {
+  let log = '';
+  const child = spawn(process.env.WALNATS_NATS_SERVER ?? 'nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d) => (log += d));
+  child.stderr!.on('data', (d) => (log += d));
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${label} exited with ${code}:\n${log}`))));
+  exited.catch(() => {});
+  const ready = Promise.race([exited, waitFor(`${label} to listen`, async () => (await probe(port)) || undefined)]).then(() => {});
+  return { child, log: () => log, ready };
+}
+
 export async function startNats(extraArgs: string[] = []): Promise<NatsServer> {
   const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'walnats-nats-'));
   const port = await freePort();
   let child: ChildProcess | undefined;
-  let log = '';
   const server: NatsServer = {
     port,
     url: `nats://127.0.0.1:${port}`,
     storeDir,
     async start() {
-      log = '';
-      child = spawn(process.env.WALNATS_NATS_SERVER ?? 'nats-server', ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), ...extraArgs], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      child.stdout!.on('data', (d) => (log += d));
-      child.stderr!.on('data', (d) => (log += d));
-      const exited = new Promise<never>((_, reject) =>
-        child!.once('exit', (code) => reject(new Error(`nats-server exited with ${code}:\n${log}`))),
-      );
-      exited.catch(() => {});
-      await Promise.race([exited, waitFor('nats-server to listen', async () => (await probe(port)) || undefined)]);
+      const p = spawnNatsServer(['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), ...extraArgs], port);
+      child = p.child;
+      await p.ready;
     },
     pause() {
       child?.kill('SIGSTOP');
