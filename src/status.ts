@@ -160,11 +160,13 @@ async function queryPostgres(config: StatusConfig): Promise<Pick<WalnatsStatus, 
         }
       : emptySlot(config.slot);
     slot.leader = await leaderLockHolder(client, config.slot);
-    const standbys = await client.query<{ n: string }>(
-      `SELECT count(*)::text AS n FROM pg_stat_activity WHERE application_name LIKE 'walnats-cdc@%' AND datname = current_database() AND pid <> $1`,
-      [slot.leader?.pid ?? 0],
-    );
-    slot.standbys = slot.leader ? Number(standbys.rows[0].n) : 0;
+    if (slot.leader) {
+      const standbys = await client.query<{ n: string }>(
+        `SELECT count(*)::text AS n FROM pg_stat_activity WHERE application_name LIKE 'walnats-cdc@%' AND datname = current_database() AND pid <> $1`,
+        [slot.leader.pid],
+      );
+      slot.standbys = Number(standbys.rows[0].n);
+    }
     const pubRows = await client.query<{ puballtables: boolean }>('SELECT puballtables FROM pg_publication WHERE pubname = $1', [config.publication]);
     const publication: PublicationStatus = { name: config.publication, exists: pubRows.rows.length > 0, allTables: pubRows.rows[0]?.puballtables ?? false, tables: [] };
     if (publication.exists) {
