@@ -1,25 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { startNats, type NatsServer } from '../harness/nats.ts';
+import { startNats, useNatsServer, type NatsServer } from '../harness/nats.ts';
 import { ensureStream } from '../../src/publisher/stream.ts';
 import { readStreamTail } from '../../src/publisher/position.ts';
 import { createPublisher, PublishError } from '../../src/publisher/publisher.ts';
 import { createEventBuilder, type OutboundEvent } from '../../src/events/envelope.ts';
 import { streamSubjects } from '../../src/events/subject.ts';
-import type { Relation } from '../../src/decoder/types.ts';
-
-const rel: Relation = {
-  oid: 42,
-  schema: 'public',
-  name: 'orders',
-  replicaIdentity: 'default',
-  columns: [
-    { name: 'id', typeOid: 20, typeMod: -1, isKey: true },
-    { name: 'note', typeOid: 25, typeMod: -1, isKey: false },
-  ],
-};
-const convert = (t: string, oid: number) => (oid === 20 ? t : JSON.stringify(t));
+import { convert, rel } from '../fixtures/publisher.ts';
 
 /** n insert events of database `db`, 3 per transaction. */
 function makeEvents(db: string, n: number, from = 0): OutboundEvent[] {
@@ -68,18 +56,7 @@ async function newStream(jsm: JetStreamManager, db: string) {
 }
 
 describe('pipelined publisher', () => {
-  let server: NatsServer;
-  let nc: NatsConnection;
-  let jsm: JetStreamManager;
-  beforeAll(async () => {
-    server = await startNats();
-    nc = await connect({ servers: server.url });
-    jsm = await jetstreamManager(nc);
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await server?.destroy();
-  });
+  const { server, nc, jsm } = useNatsServer();
 
   it('stores 20k pipelined events in order, exactly once', async () => {
     const stream = await newStream(jsm, 'bulk');

@@ -1,39 +1,15 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { startNats, type NatsServer } from '../harness/nats.ts';
+import { describe, expect, it } from 'vitest';
+import { jetstream } from '@nats-io/jetstream';
+import { useNatsServer } from '../harness/nats.ts';
 import { ensureStream, StreamConflictError } from '../../src/publisher/stream.ts';
 import { comparePositions, ForeignMessageError, readLastPosition, readStreamTail } from '../../src/publisher/position.ts';
 import { createPublisher } from '../../src/publisher/publisher.ts';
 import { createEventBuilder } from '../../src/events/envelope.ts';
 import { defaultStreamName, streamSubjects } from '../../src/events/subject.ts';
-import type { Relation } from '../../src/decoder/types.ts';
-
-const rel: Relation = {
-  oid: 42,
-  schema: 'public',
-  name: 'orders',
-  replicaIdentity: 'default',
-  columns: [
-    { name: 'id', typeOid: 20, typeMod: -1, isKey: true },
-    { name: 'note', typeOid: 25, typeMod: -1, isKey: false },
-  ],
-};
-const convert = (t: string, oid: number) => (oid === 20 ? t : JSON.stringify(t));
+import { convert, rel } from '../fixtures/publisher.ts';
 
 describe('stream provisioning and read-back', () => {
-  let server: NatsServer;
-  let nc: NatsConnection;
-  let jsm: JetStreamManager;
-  beforeAll(async () => {
-    server = await startNats();
-    nc = await connect({ servers: server.url });
-    jsm = await jetstreamManager(nc);
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await server?.destroy();
-  });
+  const { nc, jsm } = useNatsServer();
 
   it('creates the stream, leaves it alone when unchanged, updates changed settings', async () => {
     const spec = { name: 'walnats_prov', subjects: streamSubjects('walnats', 'prov') };
