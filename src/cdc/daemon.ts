@@ -14,7 +14,7 @@ import { createTransactionAssembler } from '../decoder/transactions.ts';
 import type { Change, Relation, RelationChange } from '../decoder/types.ts';
 import { createEventBuilder, type EventBuilder, type OutboundEvent } from '../events/envelope.ts';
 import { comparePositions, type EventPosition } from '../events/position.ts';
-import { defaultStreamName, heartbeatSubject, streamSubjects } from '../events/subject.ts';
+import { defaultStreamName, HEARTBEAT_PREFIX, streamSubjects } from '../events/subject.ts';
 import { buildDeadLetterEvent } from '../events/dead-letter.ts';
 import { ensureStream } from '../publisher/stream.ts';
 import { readStreamTail } from '../publisher/position.ts';
@@ -120,8 +120,6 @@ function isFatal(err: unknown): boolean {
 /** Advisory lock key pair of the leader lock: one active daemon per slot. */
 const LOCK_SQL_ARGS = `hashtext('walnats'), hashtext($1)`;
 const LEADER_POLL_MS = 1000;
-/** Prefix of the logical messages the daemon writes as heartbeats. */
-export const HEARTBEAT_PREFIX = 'walnats.heartbeat';
 
 /** Bytes an event takes against NATS max_payload: body plus the header block. */
 function eventSize(ev: OutboundEvent): number {
@@ -497,7 +495,6 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
             if (seen?.drop) continue;
             try {
               ev = builder.build(c);
-              if (ev && c.kind === 'message' && c.prefix === HEARTBEAT_PREFIX) ev.subject = heartbeatSubject(opts.prefix, database!);
             } catch (err) {
               ev = poison(c, 'conversion', err as Error);
             }

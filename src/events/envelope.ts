@@ -10,7 +10,8 @@
  *   `"unchanged":[…]` when some column's unchanged TOASTed value was not sent (only then).
  * - truncate: `{"op":"t","before":null,"after":null,"source":{…},"ts_ms":…,
  *   "truncate":{"cascade":…,"restart_identity":…}}`
- * - logical message: `{"op":"m","source":{…},"ts_ms":…,"message":{"prefix":…,
+ * - logical message (subject `$message.<prefix>`, `$heartbeat` for the daemon's heartbeats):
+ *   `{"op":"m","source":{…},"ts_ms":…,"message":{"prefix":…,
  *   "content":<base64>,"content_text":<text, only when the content is valid UTF-8>,
  *   "transactional":…}}`; `source.schema` and `source.table` are null.
  * - schema change: `{"op":"schema","relation":{…},"previous":{…}|null,"source":{…},"ts_ms":…}`
@@ -49,6 +50,8 @@ import type {
 } from '../decoder/types.ts';
 import {
   escapeToken,
+  HEARTBEAT_PREFIX,
+  heartbeatSubject,
   messageSubject,
   schemaSubject,
   streamSubjects,
@@ -163,6 +166,7 @@ export function createEventBuilder(options: EventBuilderOptions): EventBuilder {
   // streamSubjects gives `<prefix>.<db>.>`; strip the `>`.
   const dbBase = streamSubjects(prefix, database)[0].slice(0, -1);
   const relCache = new WeakMap<Relation, RelInfo>();
+  const heartbeat = heartbeatSubject(prefix, database);
 
   function rel(r: Relation): RelInfo {
     let info = relCache.get(r);
@@ -367,7 +371,7 @@ export function createEventBuilder(options: EventBuilderOptions): EventBuilder {
     const h = headers(msgId, 'message', lsn, commit, c.seq);
     h.push([HEADER_MESSAGE_PREFIX, escapeToken(c.prefix)]);
     return {
-      subject: messageSubject(prefix, database, c.prefix),
+      subject: c.prefix === HEARTBEAT_PREFIX ? heartbeat : messageSubject(prefix, database, c.prefix),
       msgId,
       headers: h,
       body: encodeBody(body),

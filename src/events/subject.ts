@@ -131,6 +131,9 @@ export function schemaSubject(prefix: string, db: string, schema: string, table:
   return `${base(prefix, db)}.$schema.${escapeToken(schema)}.${escapeToken(table)}`;
 }
 
+/** Prefix of the logical messages the daemon writes as heartbeats; they go to `heartbeatSubject`. */
+export const HEARTBEAT_PREFIX = 'walnats.heartbeat';
+
 export function heartbeatSubject(prefix: string, db: string): string {
   return `${base(prefix, db)}.$heartbeat`;
 }
