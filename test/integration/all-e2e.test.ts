@@ -4,15 +4,12 @@
  * GraphQL subscriptions — never by polling.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPostgres, type PgServer } from '../harness/postgres.ts';
-import { startNats, type NatsServer } from '../harness/nats.ts';
 import { waitFor } from '../harness/ports.ts';
+import { startWalnatsAll, type WalnatsAll } from '../harness/walnats-all.ts';
+import type { RunHandle } from '../../src/main.ts';
 import { collect, wsClient } from '../fixtures/gateway/ws.ts';
-import { loadConfig } from '../../src/config.ts';
-import { runAll, type RunHandle } from '../../src/main.ts';
 
-let pgs: PgServer;
-let nats: NatsServer;
+let all: WalnatsAll | undefined;
 let handle: RunHandle;
 let base: string;
 
@@ -26,37 +23,19 @@ async function gql(query: string, variables?: Record<string, unknown>) {
 }
 
 beforeAll(async () => {
-  [pgs, nats] = await Promise.all([startPostgres({ settings: { synchronous_commit: 'on' } }), startNats()]);
-  const db = await pgs.createDatabase('e2e');
-  await pgs.sql(
-    `CREATE TABLE authors (id serial PRIMARY KEY, name text NOT NULL);
+  all = await startWalnatsAll({
+    db: 'e2e',
+    schemaSql: `CREATE TABLE authors (id serial PRIMARY KEY, name text NOT NULL);
      CREATE TABLE books (id serial PRIMARY KEY, author_id int NOT NULL REFERENCES authors, title text NOT NULL, pages int);
      INSERT INTO authors (name) VALUES ('Le Guin');
      INSERT INTO books (author_id, title, pages) VALUES (1, 'The Dispossessed', 387);`,
-    [],
-    db,
-  );
-  const { config } = loadConfig({
-    command: 'all',
-    env: {
-      WALNATS_PG_URL: pgs.url(db),
-      WALNATS_NATS_URL: nats.url,
-      WALNATS_HTTP_PORT: '0',
-      WALNATS_SLOT: db,
-      WALNATS_ADMIN_SECRET: 'e2e-secret',
-      WALNATS_LOG_LEVEL: 'warn',
-      WALNATS_LOG_PRETTY: 'false',
-    },
+    adminSecret: 'e2e-secret',
+    readyTimeoutMs: 30_000,
   });
-  handle = await runAll(config);
-  base = `http://127.0.0.1:${handle.httpPort}`;
-  await waitFor('walnats all to be ready', async () => (await fetch(`${base}/readyz`)).status === 200 || undefined, 30_000, 100);
+  ({ handle, base } = all);
 });
 
-afterAll(async () => {
-  await handle?.stop();
-  await Promise.all([pgs?.destroy(), nats?.destroy()]);
-});
+afterAll(() => all?.stop());
 
 describe('walnats all', () => {
   it('answers a nested query from Postgres', async () => {

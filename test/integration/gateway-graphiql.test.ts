@@ -10,11 +10,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPostgres, type PgServer } from '../harness/postgres.ts';
-import { startNats, type NatsServer } from '../harness/nats.ts';
 import { waitFor } from '../harness/ports.ts';
-import { loadConfig } from '../../src/config.ts';
-import { runAll, type RunHandle } from '../../src/main.ts';
+import { startWalnatsAll, type WalnatsAll } from '../harness/walnats-all.ts';
+import type { PgServer } from '../harness/postgres.ts';
+import type { RunHandle } from '../../src/main.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SECRET = 'graphiql-secret';
@@ -38,37 +37,22 @@ const skipReason = !fs.existsSync(CHROMIUM)
     : '';
 if (skipReason) console.warn(`gateway-graphiql browser test skipped: ${skipReason}`);
 
+let all: WalnatsAll | undefined;
 let pgs: PgServer;
-let nats: NatsServer;
 let handle: RunHandle;
 let base: string;
 let db: string;
 
 beforeAll(async () => {
-  [pgs, nats] = await Promise.all([startPostgres({ settings: { synchronous_commit: 'on' } }), startNats()]);
-  db = await pgs.createDatabase('giql');
-  await pgs.sql(`CREATE TABLE authors (id serial PRIMARY KEY, name text NOT NULL); INSERT INTO authors (name) VALUES ('Le Guin');`, [], db);
-  const { config } = loadConfig({
-    command: 'all',
-    env: {
-      WALNATS_PG_URL: pgs.url(db),
-      WALNATS_NATS_URL: nats.url,
-      WALNATS_HTTP_PORT: '0',
-      WALNATS_SLOT: db,
-      WALNATS_ADMIN_SECRET: SECRET,
-      WALNATS_LOG_LEVEL: 'warn',
-      WALNATS_LOG_PRETTY: 'false',
-    },
+  all = await startWalnatsAll({
+    db: 'giql',
+    schemaSql: `CREATE TABLE authors (id serial PRIMARY KEY, name text NOT NULL); INSERT INTO authors (name) VALUES ('Le Guin');`,
+    adminSecret: SECRET,
   });
-  handle = await runAll(config);
-  base = `http://127.0.0.1:${handle.httpPort}`;
-  await waitFor('walnats all to be ready', async () => (await fetch(`${base}/readyz`)).status === 200 || undefined, 60_000, 100);
+  ({ pgs, handle, base, db } = all);
 }, 120_000);
 
-afterAll(async () => {
-  await handle?.stop();
-  await Promise.all([pgs?.destroy(), nats?.destroy()]);
-});
+afterAll(() => all?.stop());
 
 describe('GraphiQL', () => {
   it('the page and every asset it needs are served by the gateway: no CDN', async () => {

@@ -3,15 +3,14 @@
  * dashboards read): open subscriptions, deliveries, resolver latency, requests by kind.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPostgres, type PgServer } from '../harness/postgres.ts';
-import { startNats, type NatsServer } from '../harness/nats.ts';
 import { waitFor } from '../harness/ports.ts';
+import { startWalnatsAll, type WalnatsAll } from '../harness/walnats-all.ts';
+import type { PgServer } from '../harness/postgres.ts';
+import type { RunHandle } from '../../src/main.ts';
 import { collect, wsClient } from '../fixtures/gateway/ws.ts';
-import { loadConfig } from '../../src/config.ts';
-import { runAll, type RunHandle } from '../../src/main.ts';
 
+let all: WalnatsAll | undefined;
 let pgs: PgServer;
-let nats: NatsServer;
 let handle: RunHandle;
 let base: string;
 let db: string;
@@ -31,25 +30,15 @@ async function metric(series: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  [pgs, nats] = await Promise.all([startPostgres({ settings: { synchronous_commit: 'on' } }), startNats()]);
-  db = await pgs.createDatabase('gwm');
-  await pgs.sql(`CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL); INSERT INTO notes (body) VALUES ('one');`, [], db);
-  const { config } = loadConfig({
-    command: 'all',
-    env: {
-      WALNATS_PG_URL: pgs.url(db), WALNATS_NATS_URL: nats.url, WALNATS_HTTP_PORT: '0', WALNATS_SLOT: db,
-      WALNATS_ADMIN_SECRET: admin['x-walnats-admin-secret'], WALNATS_LOG_LEVEL: 'warn', WALNATS_LOG_PRETTY: 'false',
-    },
+  all = await startWalnatsAll({
+    db: 'gwm',
+    schemaSql: `CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL); INSERT INTO notes (body) VALUES ('one');`,
+    adminSecret: admin['x-walnats-admin-secret'],
   });
-  handle = await runAll(config);
-  base = `http://127.0.0.1:${handle.httpPort}`;
-  await waitFor('walnats all to be ready', async () => (await fetch(`${base}/readyz`)).status === 200 || undefined, 60_000, 100);
+  ({ pgs, handle, base, db } = all);
 }, 120_000);
 
-afterAll(async () => {
-  await handle?.stop();
-  await Promise.all([pgs?.destroy(), nats?.destroy()]);
-});
+afterAll(() => all?.stop());
 
 describe('gateway metrics on /metrics', () => {
   it('queries and mutations: requests by kind and the resolver latency histogram', async () => {
