@@ -13,6 +13,7 @@ import { startHttpServer, type CheckResult, type HttpServerHandle } from './http
 import { connectNats } from './nats-connection.ts';
 import { createCdcDaemon, type CdcDaemon } from './cdc/daemon.ts';
 import type { CdcMetrics } from './cdc/metrics.ts';
+import type { Relation } from './decoder/types.ts';
 import { startSlotMonitor } from './cdc/slot-monitor.ts';
 import { parseQualifiedName } from './replication/sql.ts';
 import { startGatewayPart } from './gateway-part.ts';
@@ -29,6 +30,14 @@ export interface RunHandle {
 
 /** Binds the daemon's metric calls to the Prometheus registry. */
 function cdcMetrics(m: Metrics): CdcMetrics {
+  // countEvent runs per event: the `schema.table` label is built once per relation (the
+  // decoder replaces a Relation when it is re-sent, never changes one).
+  const tableLabels = new WeakMap<Relation, string>();
+  const tableLabel = (rel: Relation) => {
+    let label = tableLabels.get(rel);
+    if (label === undefined) tableLabels.set(rel, (label = `${rel.schema}.${rel.name}`));
+    return label;
+  };
   return {
     reconnects: { inc: () => m.cdc.countReconnect('postgres') },
     transactions: { inc: () => m.cdc.transactions.inc() },
@@ -37,8 +46,7 @@ function cdcMetrics(m: Metrics): CdcMetrics {
     active: { set: (v) => m.cdc.active.set(v) },
     publishLatency: { observe: (v) => m.cdc.publishLatency.observe(v) },
     countEvent(change, commitMs) {
-      if ('relation' in change) m.cdc.countEvent(`${change.relation.schema}.${change.relation.name}`, change.kind);
-      else m.cdc.countEvent('', change.kind);
+      m.cdc.countEvent('relation' in change ? tableLabel(change.relation) : '', change.kind);
       if (commitMs > 0) m.cdc.commitToPublishLag.observe(Math.max(0, Date.now() - commitMs) / 1000);
     },
   };
