@@ -2,7 +2,7 @@
  * Change events from JetStream: decoding, cursors, the shared live tail per table, and the
  * filters (role row filters and the client's `where`) evaluated on each event.
  */
-import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { GraphQLError } from 'graphql/index.js';
 import type { Logger } from 'pino';
@@ -175,8 +175,23 @@ function tableFilterSubject(src: Pick<StreamSource, 'prefix' | 'database'>, sche
   return subject.slice(0, subject.lastIndexOf('.')) + '.>';
 }
 
+const managers = new WeakMap<NatsConnection, Promise<JetStreamManager>>();
+
+/** One JetStream manager per connection: making one costs a round trip (an account info request). */
+function manager(nc: NatsConnection): Promise<JetStreamManager> {
+  let m = managers.get(nc);
+  if (!m) {
+    const made = jetstreamManager(nc);
+    managers.set(nc, (m = made));
+    made.catch(() => {
+      if (managers.get(nc) === made) managers.delete(nc);
+    });
+  }
+  return m;
+}
+
 export async function lastStreamSeq(src: StreamSource): Promise<number> {
-  const jsm = await jetstreamManager(src.nc);
+  const jsm = await manager(src.nc);
   try {
     const info = await jsm.streams.info(src.stream);
     return info.state.last_seq;
@@ -206,9 +221,7 @@ export async function tailTable(src: StreamSource, schema: string, table: string
   let stopped = false;
   // "New messages only" is pinned to the stream's last sequence now, so a reopen resumes
   // exactly where the first consumer would have been.
-  let lastSeq: number;
-  if (startSeq != null) lastSeq = Math.max(1, startSeq) - 1;
-  else lastSeq = (await (await jetstreamManager(src.nc)).streams.info(src.stream)).state.last_seq;
+  let lastSeq = startSeq != null ? Math.max(1, startSeq) - 1 : await lastStreamSeq(src);
   let current: { msgs: ConsumerMessages; consumer: { delete?: () => Promise<unknown> } } | undefined;
   const open = async (): Promise<ConsumerMessages> => {
     const consumer = await js.consumers.get(src.stream, { filter_subjects: filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: lastSeq + 1 });
