@@ -484,8 +484,8 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
             ev = await ctx.schemaEvent(c);
           } else {
             if (resumeAfter) {
-              const kind = c.kind === 'insert' || c.kind === 'update' || c.kind === 'delete' || c.kind === 'truncate' || c.kind === 'message' || c.kind === 'begin' || c.kind === 'commit' ? c.kind : 'insert';
-              if (comparePositions({ commitLsn: c.commitLsn, seq: c.seq, kind }, resumeAfter) <= 0) continue;
+              // Every change kind but 'relation' (handled above) is an event kind of its own.
+              if (comparePositions(c, resumeAfter) <= 0) continue;
               resumeAfter = null;
             }
             const seen = ctx.observer?.observe(c);
