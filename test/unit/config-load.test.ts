@@ -1,41 +1,24 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   CONFIG_SETTINGS,
-  ConfigError,
   camelName,
   formatConfig,
-  loadConfig,
   parseDuration,
   redactConfig,
   splitFlags,
   type LoadConfigOptions,
 } from '../../src/config.ts';
+import { configScratch, problems } from '../fixtures/config.ts';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'walnats-config-test-'));
-afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+const { dir, load } = configScratch('walnats-config-test-');
 
 let n = 0;
 function file(text: string, name = `c${++n}.yaml`): string {
   const p = path.join(dir, name);
   fs.writeFileSync(p, text);
   return p;
-}
-
-function load(opts: LoadConfigOptions) {
-  return loadConfig({ env: {}, cwd: dir, stdoutIsTTY: false, ...opts });
-}
-
-function problems(fn: () => unknown): ConfigError['problems'] {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error('expected a ConfigError');
 }
 
 describe('defaults', () => {

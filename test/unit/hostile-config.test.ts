@@ -4,33 +4,17 @@
  * value taken silently, or a secret echoed back. And the process exits 2 with all of them.
  */
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, type LoadConfigOptions } from '../../src/config.ts';
+import { describe, expect, it } from 'vitest';
+import { configScratch, problems } from '../fixtures/config.ts';
 import { escapeToken, parseSubject, tableSubject, unescapeToken } from '../../src/events/subject.ts';
 import { HOSTILE_NAMES, TRUNCATED_NAMES } from '../fixtures/hostile/names.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixtures = path.resolve(here, '../fixtures/hostile/config');
 const fixture = (name: string) => path.join(fixtures, name);
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'walnats-hostile-config-'));
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-function load(opts: LoadConfigOptions) {
-  return loadConfig({ env: {}, cwd: tmp, stdoutIsTTY: false, ...opts });
-}
-function problems(fn: () => unknown): ConfigError['problems'] {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error('expected a ConfigError');
-}
+const { dir: tmp, load } = configScratch('walnats-hostile-config-');
 
 describe('a YAML file with bad types', () => {
   it('reports every bad value at once, each with its key and line', () => {
