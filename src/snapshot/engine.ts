@@ -22,6 +22,7 @@ import type { Change, Relation, TupleData } from '../decoder/types.ts';
 import type { OutboundEvent } from '../events/envelope.ts';
 import type { ChangeObserver, NewSlotContext, SessionContext } from '../cdc/daemon.ts';
 import type { Publisher } from '../publisher/publisher.ts';
+import type { SnapshotMode } from '../config.ts';
 import { quoteLiteral } from '../replication/sql.ts';
 import {
   chunkReadSql,
@@ -46,7 +47,7 @@ import {
   type TableProgress,
 } from './control.ts';
 
-export type SnapshotMode = 'initial' | 'never' | 'initial_only';
+export type { SnapshotMode };
 
 export interface SnapshotMetrics {
   /** Rows published as read events, per `schema.table`. */
