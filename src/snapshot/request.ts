@@ -50,8 +50,12 @@ export async function checkBackfillTables(db: pg.Client, publication: string, re
   if (problems.length > 0) throw new Error(`cannot backfill:\n  - ${problems.join('\n  - ')}`);
 }
 
+function newRequestId(): string {
+  return `bf-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+}
+
 /** Writes the request into the WAL; returns its id and LSN. */
-export async function emitSnapshotRequest(db: pg.Client, refs: TableRef[], id = `bf-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`): Promise<{ id: string; lsn: string }> {
+export async function emitSnapshotRequest(db: pg.Client, refs: TableRef[], id = newRequestId()): Promise<{ id: string; lsn: string }> {
   const req: SnapshotRequest = { id, tables: refs.map((r) => ({ schema: r.schema, table: r.table })) };
   const r = await db.query<{ lsn: string }>('SELECT pg_logical_emit_message(true, $1, $2)::text AS lsn', [REQUEST_PREFIX, JSON.stringify(req)]);
   return { id, lsn: r.rows[0].lsn };
@@ -68,15 +72,14 @@ export async function requestSnapshot(config: WalnatsConfig, tables: string[], o
     await checkBackfillTables(db, config.publication, refs);
     const database = (await db.query<{ db: string }>('SELECT current_database() AS db')).rows[0].db;
     let watcher: Promise<number> | undefined;
-    let id = `bf-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+    const id = newRequestId();
     if (wait) {
       nc = await connectNats(config, 'walnats-snapshot');
       watcher = watchProgress(nc, controlSubject(config.prefix, database), id, out);
       await nc.flush();
     }
-    const emitted = await emitSnapshotRequest(db, refs, id);
-    id = emitted.id;
-    const result: SnapshotRequestResult = { id, tables: refs.map((r) => `${r.schema}.${r.table}`), lsn: emitted.lsn };
+    const { lsn } = await emitSnapshotRequest(db, refs, id);
+    const result: SnapshotRequestResult = { id, tables: refs.map((r) => `${r.schema}.${r.table}`), lsn };
     if (watcher) result.rows = await watcher;
     return result;
   } finally {
