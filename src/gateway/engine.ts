@@ -17,7 +17,7 @@ import { PgText, TEXT_ROW, compileDelete, compileInsert, compileReturning, compi
 import { adminAccess, checkPermissions, roleAccess, substituteSession, type BoolExp, type PermissionsSpec, type RoleAccess } from './permissions.ts';
 import type { Principal } from './auth.ts';
 import { buildRoleSchema, type Engine, type MutationKind, type RootKind, type RoleSchema } from './schema.ts';
-import { collectFields, ident, jsonObject, newCtx, rootSelect, boolExp, tableRef } from './sql.ts';
+import { collectFields, jsonObject, newCtx, rootSelect, boolExp, tableRef } from './sql.ts';
 import { runValidator, validatorFor, type Validators } from './validators.ts';
 
 export interface RequestState {
@@ -51,7 +51,7 @@ export interface EngineOptions {
   onSubscriptions?: (open: number) => void;
 }
 
-export const stateOf = (ctx: unknown): RequestState => {
+const stateOf = (ctx: unknown): RequestState => {
   const s = (ctx as { walnats?: RequestState })?.walnats;
   if (!s) throw new Error('walnats request state missing from the GraphQL context');
   return s;
@@ -513,8 +513,8 @@ export class GatewayEngine implements Engine {
     };
     try {
       for (const key of tables) {
-        const [schema, ...rest] = splitKey(st.rs.model, key);
-        unsubs.push(await this.hub.subscribe(schema, rest.join('.'), onEvent, onError));
+        const [schema, table] = splitKey(st.rs.model, key);
+        unsubs.push(await this.hub.subscribe(schema, table, onEvent, onError));
       }
     } catch (err) {
       ch.return();
@@ -557,4 +557,3 @@ export function pgError(e: unknown): Error {
   return e instanceof Error ? e : new Error(msg);
 }
 
-export { ident };

@@ -15,7 +15,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
 import { streamSubjects } from '../events/subject.ts';
 import { AuthError, Authenticator, authConfigured, lowerHeaders, type JwtOptions, type Principal } from './auth.ts';
-import { GatewayEngine, stateOf, type RequestState } from './engine.ts';
+import { GatewayEngine, type RequestState } from './engine.ts';
 import type { NameMappingReport } from './model.ts';
 import { loadPermissionsFile, validatePermissions, type PermissionsSpec } from './permissions.ts';
 import { loadValidators } from './validators.ts';
@@ -488,5 +488,3 @@ export function depthRule(max: number): ValidationRule {
     };
   };
 }
-
-export { stateOf };

@@ -32,7 +32,7 @@ const INTEGER = /^[+-]?\d+$/;
 
 function decimalScalar(name: string, description: string, integer: boolean): GraphQLScalarType {
   const check = (v: unknown): string => {
-    const s = typeof v === 'number' ? (Number.isFinite(v) ? String(v) : String(v)) : typeof v === 'bigint' ? v.toString() : v;
+    const s = typeof v === 'number' ? String(v) : typeof v === 'bigint' ? v.toString() : v;
     if (typeof s !== 'string' || !(integer ? INTEGER : NUMERIC).test(s.trim())) {
       throw new GraphQLError(`${name} cannot represent ${JSON.stringify(v)}`);
     }

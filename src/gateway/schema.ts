@@ -42,11 +42,6 @@ const NUMERIC_SCALARS = new Set(['Int', 'bigint', 'numeric', 'float8']);
 const ORDERED_SCALARS = new Set(['Int', 'bigint', 'numeric', 'float8', 'date', 'timestamp', 'timestamptz', 'time', 'timetz', 'interval']);
 const TEXT_SCALARS = new Set(['String']);
 
-function comparable(c: ColumnModel): boolean {
-  // json has no equality; cast to jsonb in SQL, so it is comparable too.
-  return true && !!c;
-}
-
 export function buildRoleSchema(model: Model, access: RoleAccess, engine: Engine): RoleSchema {
   const roots = new Map<string, { tm: TableModel; kind: RootKind }>();
   const orderByEnum = new GraphQLEnumType({
@@ -127,7 +122,7 @@ export function buildRoleSchema(model: Model, access: RoleAccess, engine: Engine
           _or: { type: list(nn(boolExps.get(tm.key)!)) },
           _not: { type: boolExps.get(tm.key)! },
         };
-        for (const c of cols) if (comparable(c)) f[c.gql] = { type: cmpType(c) };
+        for (const c of cols) f[c.gql] = { type: cmpType(c) }; // json too: compared as jsonb in SQL
         for (const r of selRels(tm)) f[r.name] = { type: boolExps.get(r.target)! };
         return f;
       },

@@ -9,7 +9,7 @@ import {
 } from 'graphql/index.js';
 import type { ColumnModel, Model, RelModel, TableModel } from './model.ts';
 import type { BoolExp, RoleAccess, Session } from './permissions.ts';
-import { findTable, substituteSession } from './permissions.ts';
+import { substituteSession } from './permissions.ts';
 
 export const ident = (s: string) => '"' + s.replace(/"/g, '""') + '"';
 export const tableRef = (t: TableModel) => `${ident(t.schema)}.${ident(t.name)}`;
@@ -433,5 +433,3 @@ export function rootSelect(ctx: CompileCtx, root: GraphQLObjectType, sets: Selec
   }
   return pairs;
 }
-
-export { findTable };
