@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startHttpServer, type HttpServerHandle, type ReadyReport } from '../../src/http.ts';
+import { startHttpServer, type HttpServerHandle, type HttpServerOptions, type ReadyReport } from '../../src/http.ts';
 import { createMetrics } from '../../src/metrics.ts';
 
 let handle: HttpServerHandle | undefined;
@@ -11,6 +11,10 @@ afterEach(async () => {
 
 const base = () => `http://127.0.0.1:${handle!.port}`;
 
+/** A server on a free local port with fresh metrics (no default ones), healthy and ready unless `opts` say otherwise. */
+const serve = (opts: Partial<HttpServerOptions> = {}) =>
+  startHttpServer({ port: 0, host: '127.0.0.1', metrics: createMetrics({ defaultMetrics: false }), health: () => ({ ok: true }), ready: () => ({ ready: true }), ...opts });
+
 describe('startHttpServer', () => {
   it('serves walnats_* metrics in Prometheus text format on a free port', async () => {
     const metrics = createMetrics();
@@ -18,7 +22,7 @@ describe('startHttpServer', () => {
     metrics.cdc.countReconnect('nats');
     metrics.cdc.publishLatency.observe(0.002);
     metrics.gateway.countRequest('subscription');
-    handle = await startHttpServer({ port: 0, host: '127.0.0.1', metrics, health: () => ({ ok: true }), ready: () => ({ ready: true }) });
+    handle = await serve({ metrics });
     expect(handle.port).toBeGreaterThan(0);
     const res = await fetch(`${base()}/metrics`);
     expect(res.status).toBe(200);
@@ -49,10 +53,7 @@ describe('startHttpServer', () => {
   it('answers /readyz 503 with reasons until ready, then 200; /healthz follows health()', async () => {
     let ready: ReadyReport = { ready: false, reasons: ['cdc: connecting to Postgres'] };
     let healthy = true;
-    handle = await startHttpServer({
-      port: 0,
-      host: '127.0.0.1',
-      metrics: createMetrics({ defaultMetrics: false }),
+    handle = await serve({
       health: () => ({ ok: healthy, checks: { keepalive: { ok: healthy, detail: healthy ? undefined : 'no keepalive for 60s' } } }),
       ready: async () => ready,
     });
@@ -74,10 +75,7 @@ describe('startHttpServer', () => {
   });
 
   it('turns a throwing check into 503, not a crash', async () => {
-    handle = await startHttpServer({
-      port: 0,
-      host: '127.0.0.1',
-      metrics: createMetrics({ defaultMetrics: false }),
+    handle = await serve({
       health: () => {
         throw new Error('boom');
       },
@@ -95,12 +93,7 @@ describe('startHttpServer', () => {
 
   it('forwards /graphql to the handler, 404 for it without one and for unknown paths', async () => {
     const seen: string[] = [];
-    handle = await startHttpServer({
-      port: 0,
-      host: '127.0.0.1',
-      metrics: createMetrics({ defaultMetrics: false }),
-      health: () => ({ ok: true }),
-      ready: () => ({ ready: true }),
+    handle = await serve({
       graphql: (req, res) => {
         seen.push(`${req.method} ${req.url}`);
         res.writeHead(200, { 'content-type': 'application/json' });
@@ -117,18 +110,13 @@ describe('startHttpServer', () => {
   });
 
   it('404s /graphql when no gateway runs in the process', async () => {
-    handle = await startHttpServer({ port: 0, host: '127.0.0.1', metrics: createMetrics({ defaultMetrics: false }), health: () => ({ ok: true }), ready: () => ({ ready: true }) });
+    handle = await serve();
     expect((await fetch(`${base()}/graphql`)).status).toBe(404);
   });
 
   it('forwards WebSocket upgrades on /graphql to the upgrade handler', async () => {
     const upgraded: string[] = [];
-    handle = await startHttpServer({
-      port: 0,
-      host: '127.0.0.1',
-      metrics: createMetrics({ defaultMetrics: false }),
-      health: () => ({ ok: true }),
-      ready: () => ({ ready: true }),
+    handle = await serve({
       upgrade: (req, socket) => {
         upgraded.push(req.url!);
         socket.end('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n');
@@ -150,10 +138,10 @@ describe('startHttpServer', () => {
   });
 
   it('closes with keep-alive connections open, and reports a port in use', async () => {
-    handle = await startHttpServer({ port: 0, host: '127.0.0.1', metrics: createMetrics({ defaultMetrics: false }), health: () => ({ ok: true }), ready: () => ({ ready: true }) });
+    handle = await serve();
     await (await fetch(`${base()}/healthz`, { keepalive: true })).text();
     await expect(
-      startHttpServer({ port: handle.port, host: '127.0.0.1', metrics: createMetrics({ defaultMetrics: false }), health: () => ({ ok: true }), ready: () => ({ ready: true }) }),
+      serve({ port: handle.port }),
     ).rejects.toThrow(/cannot listen on 127.0.0.1:\d+/);
     await handle.close();
     handle = undefined;
