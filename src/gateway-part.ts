@@ -1,18 +1,16 @@
 /** Builds the GraphQL gateway from configuration, for `walnats gateway` and `walnats all`. */
-import pg from 'pg';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { WalnatsConfig } from './config.ts';
 import type { Metrics } from './metrics.ts';
 import { createGateway, type Gateway } from './gateway/index.ts';
 import { defaultStreamName } from './events/subject.ts';
+import { openCatalogConnection } from './replication/connection.ts';
 
 export type GatewayPart = Pick<Gateway, 'ready' | 'close' | 'handle' | 'attachWebSocket'>;
 
 async function currentDatabase(pgUrl: string): Promise<string> {
-  const c = new pg.Client({ connectionString: pgUrl, application_name: 'walnats-gateway' });
-  c.on('error', () => {});
-  await c.connect();
+  const c = await openCatalogConnection(pgUrl, 'walnats-gateway');
   try {
     return (await c.query<{ db: string }>('SELECT current_database() AS db')).rows[0].db;
   } finally {

@@ -6,11 +6,12 @@
  * backfill finishes (Ctrl-C stops watching, not the backfill).
  */
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { WalnatsConfig } from '../config.ts';
 import { parseQualifiedName } from '../replication/sql.ts';
 import { connectNats } from '../nats-connection.ts';
+import { openCatalogConnection } from '../replication/connection.ts';
 import { describeTable, SnapshotTableError, type TableRef } from './catalog.ts';
 import { controlSubject, REQUEST_PREFIX, type ControlBody, type SnapshotRequest, type TableProgress } from './control.ts';
 
@@ -65,8 +66,7 @@ export async function requestSnapshot(config: WalnatsConfig, tables: string[], o
   const refs = tables.map(parseQualifiedName);
   const out = options.out ?? process.stderr;
   const wait = options.wait ?? !!out.isTTY;
-  const db = new pg.Client({ connectionString: config.pgUrl, application_name: 'walnats-snapshot-request' });
-  await db.connect();
+  const db = await openCatalogConnection(config.pgUrl, 'walnats-snapshot-request');
   let nc: NatsConnection | undefined;
   try {
     await checkBackfillTables(db, config.publication, refs);
