@@ -126,10 +126,10 @@ function decodeWith(r: Reader, bytes: Uint8Array, ctx: DecodeContext): PgoutputM
     case 0x63 /* c */: msg = streamCommit(r); break;
     case 0x41 /* A */: msg = streamAbort(r, ctx.protocolVersion >= 4 && ctx.parallelStreaming === true); break;
     case 0x62 /* b */: msg = beginPrepare(r); break;
-    case 0x50 /* P */: msg = prepare(r); break;
+    case 0x50 /* P */: msg = prepare(r, 'prepare'); break;
     case 0x4b /* K */: msg = commitPrepared(r); break;
     case 0x72 /* r */: msg = rollbackPrepared(r); break;
-    case 0x70 /* p */: msg = streamPrepare(r); break;
+    case 0x70 /* p */: msg = prepare(r, 'stream_prepare'); break;
     default:
       throw new PgoutputDecodeError(
         `unknown pgoutput message type ${describeByte(bytes[0])} (${bytes.length} byte(s))`,
@@ -353,14 +353,15 @@ function beginPrepare(r: Reader): BeginPrepareMessage {
   return { tag: 'begin_prepare', prepareLsn, endLsn, prepareTimeUs, xid, gid };
 }
 
-function prepare(r: Reader): PrepareMessage {
+/** Prepare ('P') and Stream Prepare ('p') have the same layout. */
+function prepare(r: Reader, tag: 'prepare' | 'stream_prepare'): PrepareMessage | StreamPrepareMessage {
   const flags = r.uint8('flags');
   const prepareLsn = r.uint64('prepare LSN');
   const endLsn = r.uint64('end LSN');
   const prepareTimeUs = r.int64('prepare time');
   const xid = r.uint32('xid');
   const gid = r.cstring('gid');
-  return { tag: 'prepare', flags, prepareLsn, endLsn, prepareTimeUs, xid, gid };
+  return { tag, flags, prepareLsn, endLsn, prepareTimeUs, xid, gid };
 }
 
 function commitPrepared(r: Reader): CommitPreparedMessage {
@@ -382,14 +383,4 @@ function rollbackPrepared(r: Reader): RollbackPreparedMessage {
   const xid = r.uint32('xid');
   const gid = r.cstring('gid');
   return { tag: 'rollback_prepared', flags, prepareEndLsn, rollbackEndLsn, prepareTimeUs, rollbackTimeUs, xid, gid };
-}
-
-function streamPrepare(r: Reader): StreamPrepareMessage {
-  const flags = r.uint8('flags');
-  const prepareLsn = r.uint64('prepare LSN');
-  const endLsn = r.uint64('end LSN');
-  const prepareTimeUs = r.int64('prepare time');
-  const xid = r.uint32('xid');
-  const gid = r.cstring('gid');
-  return { tag: 'stream_prepare', flags, prepareLsn, endLsn, prepareTimeUs, xid, gid };
 }
