@@ -57,6 +57,14 @@ const stateOf = (ctx: unknown): RequestState => {
   return s;
 };
 
+/** A subscriber's view of a table's events: its role's row filter (session substituted) and columns. */
+interface EventView {
+  /** Projections are shared between subscribers with the same key. */
+  key: string;
+  filter: BoolExp | null;
+  columns: Set<string>;
+}
+
 interface Payload {
   op: EventOp;
   old: Record<string, unknown> | null;
@@ -362,13 +370,16 @@ export class GatewayEngine implements Engine {
     });
     this.subscriptionsChanged(+1);
     let chain = Promise.resolve();
+    let view: EventView | null | undefined; // at the first event, then kept: role and session are the subscription's
     const onEvent = (e: DecodedEvent) => {
       chain = chain.then(async () => {
         if (ch.closed) return;
         if (e.schema !== tm.schema || e.table !== tm.name) return;
         if (ops && ops.length && !ops.includes(e.op)) return;
         if (from?.snap && e.txid != null && visibleIn(from.snap, e.txid)) return; // already in the data read
-        const p = await this.project(st, tm, e);
+        if (view === undefined) view = this.eventView(st, tm);
+        if (!view) return;
+        const p = await this.project(st, tm, e, view);
         if (!p) return;
         if (where && e.op !== 'TRUNCATE' && !(p.row && evalBoolExp(tm, p.row, where, 'graphql'))) return;
         const { row: _row, ...out } = p;
@@ -402,19 +413,24 @@ export class GatewayEngine implements Engine {
    * The role's view of one event: row filter checked (on the old row for deletes), columns
    * projected. Computed once per event and role/session filter, shared by all subscribers.
    */
-  private project(st: RequestState, tm: TableModel, e: DecodedEvent): Promise<Payload | null> {
-    const sel = st.access.table(tm.key)?.select;
-    if (!sel) return Promise.resolve(null);
-    const filter = sel.filter ? substituteSession(sel.filter, st.principal.session) : null;
-    const key = `${st.rs.model.fingerprint}|${st.principal.admin ? "*admin" : st.principal.role}|${JSON.stringify(filter)}`;
+  private project(st: RequestState, tm: TableModel, e: DecodedEvent, view: EventView): Promise<Payload | null> {
     let m = this.projections.get(e);
     if (!m) this.projections.set(e, (m = new Map()));
-    let p = m.get(key);
+    let p = m.get(view.key);
     if (!p) {
-      p = this.computeProjection(st, tm, e, filter, sel.columns);
-      m.set(key, p);
+      p = this.computeProjection(st, tm, e, view.filter, view.columns);
+      m.set(view.key, p);
     }
     return p;
+  }
+
+  /** The subscriber's view of `tm`'s events; null when its role may not select from it. */
+  private eventView(st: RequestState, tm: TableModel): EventView | null {
+    const sel = st.access.table(tm.key)?.select;
+    if (!sel) return null;
+    const filter = sel.filter ? substituteSession(sel.filter, st.principal.session) : null;
+    const key = `${st.rs.model.fingerprint}|${st.principal.admin ? '*admin' : st.principal.role}|${JSON.stringify(filter)}`;
+    return { key, filter, columns: sel.columns };
   }
 
   private async computeProjection(st: RequestState, tm: TableModel, e: DecodedEvent, filter: BoolExp | null, columns: Set<string>): Promise<Payload | null> {
