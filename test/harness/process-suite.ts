@@ -9,7 +9,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { startPostgres, type PgServer, type PgServerOptions } from './postgres.ts';
 import { startNats, type NatsServer } from './nats.ts';
 import { spawnDaemon, type DaemonProcess } from './daemon-process.ts';
-import { readStream, streamLastSeq, type StoredEvent } from './stream.ts';
+import { waitForLastSeq, type StoredEvent } from './stream.ts';
 import { waitFor } from './ports.ts';
 import type { ExpectedChange } from './verify.ts';
 import { connectNats } from '../../src/nats-connection.ts';
@@ -85,15 +85,7 @@ export function useProcessSuite(readerName: string, pgOptions: PgServerOptions =
       };
     },
     waitForAll(stream, count, timeoutMs = 120_000) {
-      // Retried as a whole: right after a NATS restart JetStream may not answer yet.
-      return waitFor(`${count} events in ${stream}`, async () => {
-        try {
-          if ((await streamLastSeq(nc, stream)) < count) return undefined;
-          return await readStream(nc, stream);
-        } catch {
-          return undefined;
-        }
-      }, timeoutMs, 250);
+      return waitForLastSeq(nc, stream, count, timeoutMs);
     },
   };
 }

@@ -51,6 +51,21 @@ export async function waitForEvents(nc: NatsConnection, stream: string, count: n
   return readStream(nc, stream);
 }
 
+/**
+ * Waits until the stream's last sequence reaches `count`, then reads it whole. Retried as a
+ * whole: right after a NATS restart or a leader change JetStream may not answer yet.
+ */
+export function waitForLastSeq(nc: NatsConnection, stream: string, count: number, timeoutMs: number): Promise<StoredEvent[]> {
+  return waitFor(`${count} events in ${stream}`, async () => {
+    try {
+      if ((await streamLastSeq(nc, stream)) < count) return undefined;
+      return await readStream(nc, stream);
+    } catch {
+      return undefined;
+    }
+  }, timeoutMs, 250);
+}
+
 /** The events of row tables only (no schema or message events). */
 export function rowEvents(events: StoredEvent[]): StoredEvent[] {
   return events.filter((e) => !e.subject.split('.')[2].startsWith('$'));

@@ -9,7 +9,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { startPostgres, type PgServer } from '../harness/postgres.ts';
 import { spawnDaemon, type DaemonProcess } from '../harness/daemon-process.ts';
-import { readStream, streamLastSeq } from '../harness/stream.ts';
+import { streamLastSeq, waitForLastSeq } from '../harness/stream.ts';
 import { waitFor } from '../harness/ports.ts';
 import { ledgerChanges, expectCleanStream, expectSameChanges } from '../harness/verify.ts';
 import { loadLedger } from '../harness/process-suite.ts';
@@ -43,17 +43,6 @@ async function streamLeader(stream: string): Promise<string> {
     const info = await jsm.streams.info(stream);
     return info.cluster?.leader || undefined;
   }, 60_000, 250);
-}
-
-async function waitForAll(stream: string, count: number, timeoutMs = 90_000) {
-  return waitFor(`${count} events in ${stream}`, async () => {
-    try {
-      if ((await streamLastSeq(nc, stream)) < count) return undefined;
-      return await readStream(nc, stream);
-    } catch {
-      return undefined;
-    }
-  }, timeoutMs, 250);
 }
 
 describe('a 3-node JetStream cluster', () => {
@@ -93,7 +82,7 @@ describe('a 3-node JetStream cluster', () => {
       }
     });
     expect(killed).toHaveLength(2);
-    const events = await waitForAll(stream, expected.length);
+    const events = await waitForLastSeq(nc, stream, expected.length, 90_000);
     expectCleanStream(events);
     expectSameChanges(ledgerChanges(events), expected);
     // The daemon itself never exited: it rode through both leader changes.
