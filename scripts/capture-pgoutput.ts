@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startPostgres, type PgServer } from '../test/harness/postgres.ts';
+import type { StoredFixture as Fixture } from '../test/fixtures/pgoutput/load.ts';
 
 interface Scenario {
   name: string;
@@ -26,24 +27,6 @@ interface Scenario {
   setup: string[];
   /** Run on one connection after the slot is created, in order. */
   sql: string[];
-}
-
-export interface FixtureMessage {
-  lsn: string;
-  xid: number;
-  hex: string;
-}
-
-export interface Fixture {
-  scenario: string;
-  description: string;
-  postgres: string;
-  protoVersion: number;
-  streaming: boolean;
-  twoPhase: boolean;
-  setup: string[];
-  sql: string[];
-  messages: FixtureMessage[];
 }
 
 // Deterministic, incompressible-looking text: 200 md5 digests = 6400 characters, well above
