@@ -230,9 +230,6 @@ export const flagName = (key: string): string => '--' + key.replace(/_/g, '-');
 export const camelName = (key: string): string => key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 
 const BY_KEY = new Map(CONFIG_SETTINGS.map((s) => [s.key, s]));
-export function settingByKey(key: string): SettingDef | undefined {
-  return BY_KEY.get(key);
-}
 
 /**
  * WALNATS_* variables that are not settings but belong to the test harness and benchmarks;
