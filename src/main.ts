@@ -16,7 +16,7 @@ import type { CdcMetrics } from './cdc/metrics.ts';
 import type { Relation } from './decoder/types.ts';
 import { startSlotMonitor } from './cdc/slot-monitor.ts';
 import { parseQualifiedName } from './replication/sql.ts';
-import { startGatewayPart } from './gateway-part.ts';
+import { startGatewayPart, type GatewayPart } from './gateway-part.ts';
 import { createSnapshotHooks } from './snapshot/engine.ts';
 export { requestSnapshot } from './snapshot/request.ts';
 
@@ -59,7 +59,7 @@ interface Parts {
   nc: NatsConnection;
   daemon?: CdcDaemon;
   stopSlotMonitor?: () => Promise<void>;
-  gateway?: { ready(): boolean; close(): Promise<void>; handle: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void; attachWebSocket(server: import('node:http').Server): void };
+  gateway?: GatewayPart;
   http?: HttpServerHandle;
   /** Stops the whole process (snapshot_mode initial_only, once the snapshot is done). */
   requestStop?: () => void;
