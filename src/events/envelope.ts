@@ -125,6 +125,8 @@ export interface EventBuilder {
   buildReadEvent(relation: Relation, row: TupleData, info: SnapshotReadInfo): OutboundEvent;
 }
 
+/** `source`'s names for events of no table (messages, transaction markers). */
+const NO_TABLE = '"schema":null,"table":null';
 const OPS: Record<RowChange['kind'], { code: string; op: TableOp }> = {
   insert: { code: 'c', op: 'insert' },
   update: { code: 'u', op: 'update' },
@@ -282,6 +284,11 @@ export function createEventBuilder(options: EventBuilderOptions): EventBuilder {
     );
   }
 
+  /** `source` of an event decoded from the WAL: the change's xid and commit time. */
+  function walSource(names: string, lsn: string, commitLsn: string, seq: number, c: Change): string {
+    return source(names, lsn, commitLsn, seq, c.xid, pgTimeToUnixMs(c.commitTimeUs), false);
+  }
+
   function headers(
     msgId: string,
     op: EventKind,
@@ -316,7 +323,7 @@ export function createEventBuilder(options: EventBuilderOptions): EventBuilder {
     const msgId = `${commit}:${c.seq}`;
     let body =
       `{"op":"${code}","before":${before},"after":${after},` +
-      `"source":${source(ri.sourceNames, lsn, commit, c.seq, c.xid, pgTimeToUnixMs(c.commitTimeUs), false)},` +
+      `"source":${walSource(ri.sourceNames, lsn, commit, c.seq, c)},` +
       `"ts_ms":${now()}`;
     if (unchanged.length > 0) body += `,"unchanged":[${unchanged.join(',')}]`;
     body += '}';
@@ -338,7 +345,7 @@ export function createEventBuilder(options: EventBuilderOptions): EventBuilder {
     const msgId = `${commit}:${c.seq}`;
     const body =
       `{"op":"t","before":null,"after":null,` +
-      `"source":${source(ri.sourceNames, lsn, commit, c.seq, c.xid, pgTimeToUnixMs(c.commitTimeUs), false)},` +
+      `"source":${walSource(ri.sourceNames, lsn, commit, c.seq, c)},` +
       `"ts_ms":${now()},"truncate":{"cascade":${c.cascade},"restart_identity":${c.restartIdentity}}}`;
     return {
       subject: ri.subjectBase + 'truncate',
@@ -364,7 +371,7 @@ export function createEventBuilder(options: EventBuilderOptions): EventBuilder {
     const content = Buffer.from(c.content.buffer, c.content.byteOffset, c.content.byteLength).toString('base64');
     const body =
       `{"op":"m",` +
-      `"source":${source('"schema":null,"table":null', lsn, commit, c.seq, c.xid, pgTimeToUnixMs(c.commitTimeUs), false)},` +
+      `"source":${walSource(NO_TABLE, lsn, commit, c.seq, c)},` +
       `"ts_ms":${now()},"message":{"prefix":${JSON.stringify(c.prefix)},"content":"${content}"` +
       (text === undefined ? '' : `,"content_text":${JSON.stringify(text)}`) +
       `,"transactional":${c.transactional}}}`;
@@ -391,7 +398,7 @@ export function createEventBuilder(options: EventBuilderOptions): EventBuilder {
     tx += '}';
     const body =
       `{"op":"${c.kind}",` +
-      `"source":${source('"schema":null,"table":null', lsn, commit, seq, c.xid, pgTimeToUnixMs(c.commitTimeUs), false)},` +
+      `"source":${walSource(NO_TABLE, lsn, commit, seq, c)},` +
       `"ts_ms":${now()},"transaction":${tx}}`;
     return {
       subject: txSubject(prefix, database, c.kind),
@@ -448,7 +455,7 @@ export function createEventBuilder(options: EventBuilderOptions): EventBuilder {
       const msgId = `${commit}:${c.seq}:schema:${r.oid}`;
       const body =
         `{"op":"schema","relation":${relationJson(r)},"previous":${c.previous ? relationJson(c.previous) : 'null'},` +
-        `"source":${source(ri.sourceNames, lsn, commit, c.seq, c.xid, pgTimeToUnixMs(c.commitTimeUs), false)},` +
+        `"source":${walSource(ri.sourceNames, lsn, commit, c.seq, c)},` +
         `"ts_ms":${now()}}`;
       return {
         subject: schemaSubject(prefix, database, r.schema, r.name),
