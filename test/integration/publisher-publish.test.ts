@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { startNats, useNatsServer, type NatsServer } from '../harness/nats.ts';
+import { startNats, type NatsServer } from '../harness/nats.ts';
+import { useNatsServer } from '../harness/use-nats.ts';
 import { ensureStream } from '../../src/publisher/stream.ts';
 import { readStreamTail } from '../../src/publisher/position.ts';
 import { createPublisher, PublishError } from '../../src/publisher/publisher.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
-import { useNatsServer } from '../harness/nats.ts';
+import { useNatsServer } from '../harness/use-nats.ts';
 import { ensureStream, StreamConflictError } from '../../src/publisher/stream.ts';
 import { comparePositions, ForeignMessageError, readLastPosition, readStreamTail } from '../../src/publisher/position.ts';
 import { createPublisher } from '../../src/publisher/publisher.ts';
