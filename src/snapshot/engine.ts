@@ -207,6 +207,8 @@ interface Pending {
   job: SnapshotJob;
   tp: TableProgress | undefined;
   table: SnapshotTable | null;
+  /** Names of the table's primary key columns, in key order. */
+  keyNames: string[];
   rows: TupleData[] | null;
   open: boolean;
   changed: Set<string>;
@@ -330,7 +332,8 @@ class Backfill implements ChangeObserver {
     }
     let seen!: () => void;
     const done = new Promise<void>((r) => (seen = r));
-    const p: Pending = { token: `${this.session}.${++this.chunkNo}`, job, tp, table, rows: null, open: false, changed: new Set(), unknownKey: false, truncated: false, seen };
+    const keyNames = table ? table.keyColumns.map((i) => table.relation.columns[i].name) : [];
+    const p: Pending = { token: `${this.session}.${++this.chunkNo}`, job, tp, table, keyNames, rows: null, open: false, changed: new Set(), unknownKey: false, truncated: false, seen };
     this.pending = p;
     await this.emit(p.token, 'low');
     if (tp && table) {
@@ -398,10 +401,9 @@ class Backfill implements ChangeObserver {
       p.truncated = true;
       return undefined;
     }
-    const keyNames = p.table.keyColumns.map((i) => p.table!.relation.columns[i].name);
     for (const tuple of [c.before, c.after]) {
       if (!tuple) continue;
-      const k = this.keyOf(c.relation, tuple, keyNames);
+      const k = this.keyOf(c.relation, tuple, p.keyNames);
       if (k === null) p.unknownKey = true;
       else p.changed.add(k);
     }
