@@ -2,10 +2,7 @@
  * Shared pieces of `npm run bench`: sizes (full or WALNATS_BENCH_QUICK=1), result records,
  * percentiles, timestamps, servers, and a `walnats` process driven through its environment.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { spawnDaemon, type DaemonProcess } from '../test/harness/daemon-process.ts';
@@ -119,39 +116,10 @@ export async function waitForLog(d: DaemonProcess, re: RegExp, timeoutMs = 60_00
  */
 export function startWalnats(env: Env, db: string, extra: Record<string, string> = {}, command = 'cdc'): DaemonProcess {
   const prof = process.env.WALNATS_BENCH_PROF;
-  const bin = process.env.WALNATS_BENCH_BIN;
-  if (!prof && !bin) return spawnDaemon(walnatsEnv(env, db, extra), command);
-  return spawnWith(walnatsEnv(env, db, extra), command, bin ?? BIN, prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []);
-}
-
-const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../bin/walnats.js');
-
-function spawnWith(env: Record<string, string>, command: string, bin: string, nodeArgs: string[]): DaemonProcess {
-  let out = '';
-  const child = spawn(process.execPath, [...nodeArgs, bin, command], {
-    env: { ...process.env, WALNATS_HTTP_PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  return spawnDaemon(walnatsEnv(env, db, extra), command, {
+    bin: process.env.WALNATS_BENCH_BIN,
+    nodeArgs: prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [],
   });
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return {
-    pid: child.pid!,
-    log: () => out,
-    async kill(signal = 'SIGKILL') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
-    },
-    peakRss() {
-      try {
-        const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-        return m ? Number(m[1]) * 1024 : 0;
-      } catch {
-        return 0;
-      }
-    },
-    exited,
-  };
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc. */

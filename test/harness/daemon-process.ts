@@ -15,9 +15,10 @@ export interface DaemonProcess {
   exited: Promise<number | null>;
 }
 
-export function spawnDaemon(env: Record<string, string>, command = 'cdc'): DaemonProcess {
+/** `bin` replaces bin/walnats.js (another build); `nodeArgs` go to node before it (e.g. --cpu-prof). */
+export function spawnDaemon(env: Record<string, string>, command = 'cdc', opts: { bin?: string; nodeArgs?: string[] } = {}): DaemonProcess {
   let log = '';
-  const child: ChildProcess = spawn(process.execPath, [BIN, command], {
+  const child: ChildProcess = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.bin ?? BIN, command], {
     env: { ...process.env, WALNATS_HTTP_PORT: '0', WALNATS_LOG_LEVEL: 'info', WALNATS_LOG_PRETTY: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
