@@ -437,15 +437,15 @@ function resolveName(name: string): { def: SettingDef; viaFile: boolean } | unde
   return undefined;
 }
 
-/** The closest setting names, for "did you mean". */
-function suggest(name: string): string {
+/** The closest setting name, for "did you mean", shown as `display` spells it (flag, env or YAML key). */
+function suggest(name: string, display: (key: string) => string = (k) => k): string {
   let best: string | undefined;
   let bestD = Infinity;
   for (const s of CONFIG_SETTINGS) {
     const d = editDistance(name, s.key);
     if (d < bestD) { bestD = d; best = s.key; }
   }
-  return best && bestD <= Math.max(2, Math.floor(name.length / 4)) ? ` (did you mean ${best}?)` : '';
+  return best && bestD <= Math.max(2, Math.floor(name.length / 4)) ? ` (did you mean ${display(best)}?)` : '';
 }
 
 function editDistance(a: string, b: string): number {
@@ -471,7 +471,7 @@ function fromFlags(flags: RawFlag[], problems: ConfigProblem[]): RawValue[] {
     const r = resolveName(snake);
     const source: Source = { kind: 'flag', name: f.name };
     if (!r || (r.viaFile && negated)) {
-      problems.push({ key: f.name, source: describeSource(source), message: `unknown flag${suggest(snake).replace(/did you mean (\w+)/, (_, k: string) => `did you mean ${flagName(k)}`)}` });
+      problems.push({ key: f.name, source: describeSource(source), message: `unknown flag${suggest(snake, flagName)}` });
       continue;
     }
     if (negated || (f.value === undefined && !r.viaFile && r.def.type === 'bool')) {
@@ -500,7 +500,7 @@ function fromEnv(env: Record<string, string | undefined>, problems: ConfigProble
     const r = resolveName(snake);
     const source: Source = { kind: 'env', name };
     if (!r) {
-      problems.push({ key: name, source: describeSource(source), message: `unknown setting${suggest(snake).replace(/did you mean (\w+)/, (_, k: string) => `did you mean ${envName(k)}`)}` });
+      problems.push({ key: name, source: describeSource(source), message: `unknown setting${suggest(snake, envName)}` });
       continue;
     }
     out.push({ key: r.def.key, raw: value, source, fromFile: r.viaFile ? value : undefined });
