@@ -162,7 +162,10 @@ async function run(config: WalnatsConfig, parts: { cdc: boolean; gateway: boolea
     ready: () => {
       const reasons: string[] = [];
       if (p.daemon?.role() === 'standby') reasons.push('cdc is a standby: another instance holds the slot');
-      else if (p.daemon && !p.daemon.ready()) reasons.push(`cdc is ${p.daemon.status().state}${p.daemon.status().lastError ? `: ${p.daemon.status().lastError}` : ''}`);
+      else if (p.daemon && !p.daemon.ready()) {
+        const s = p.daemon.status();
+        reasons.push(`cdc is ${s.state}${s.lastError ? `: ${s.lastError}` : ''}`);
+      }
       if (p.gateway && !p.gateway.ready()) reasons.push('gateway schema not loaded');
       return { ready: reasons.length === 0, reasons };
     },
