@@ -4,8 +4,6 @@
  */
 export type Lsn = bigint;
 
-export const ZERO_LSN: Lsn = 0n;
-
 const LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
 
 export function parseLsn(text: string): Lsn {
