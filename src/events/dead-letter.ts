@@ -30,6 +30,8 @@ function names(change: Change): { schema: string; table: string } {
 export function buildDeadLetterEvent(prefix: string, database: string, change: Change, info: DeadLetterInfo, now = Date.now()): OutboundEvent {
   const { schema, table } = names(change);
   const kind = (change.kind === 'relation' ? 'schema' : change.kind) as EventKind;
+  const lsn = formatLsn(change.lsn);
+  const commitLsn = formatLsn(change.commitLsn);
   const msgId = eventMsgId(change.commitLsn, change.seq);
   const body = JSON.stringify({
     op: kind,
@@ -39,8 +41,8 @@ export function buildDeadLetterEvent(prefix: string, database: string, change: C
       db: database,
       schema,
       table,
-      lsn: formatLsn(change.lsn),
-      commit_lsn: formatLsn(change.commitLsn),
+      lsn,
+      commit_lsn: commitLsn,
       seq: change.seq,
       txid: change.xid ?? null,
       ts_ms: change.commitTimeUs ? pgTimeToUnixMs(change.commitTimeUs) : null,
@@ -56,8 +58,8 @@ export function buildDeadLetterEvent(prefix: string, database: string, change: C
       [HEADER_OP, kind],
       [HEADER_SCHEMA, escapeToken(schema)],
       [HEADER_TABLE, escapeToken(table)],
-      [HEADER_LSN, formatLsn(change.lsn)],
-      [HEADER_COMMIT_LSN, formatLsn(change.commitLsn)],
+      [HEADER_LSN, lsn],
+      [HEADER_COMMIT_LSN, commitLsn],
       [HEADER_SEQ, String(change.seq)],
       [HEADER_DEAD_LETTER, info.reason],
     ],
