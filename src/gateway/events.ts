@@ -11,6 +11,7 @@ import { tableSubject } from '../events/subject.ts';
 import { parseLosslessJson } from './json.ts';
 import type { ColumnModel, TableModel } from './model.ts';
 import type { BoolExp } from './permissions.ts';
+import { lookupColumn } from './sql.ts';
 
 export type EventOp = 'INSERT' | 'UPDATE' | 'DELETE' | 'TRUNCATE' | 'READ';
 const OPS: Record<string, EventOp> = { c: 'INSERT', u: 'UPDATE', d: 'DELETE', t: 'TRUNCATE', r: 'READ' };
@@ -347,7 +348,7 @@ export function needsSql(tm: TableModel, exp: BoolExp | null | undefined, mode: 
       if ((Array.isArray(v) ? v : [v]).some((x) => needsSql(tm, x as BoolExp, mode))) return true;
     } else if (k === '_not') {
       if (needsSql(tm, v as BoolExp, mode)) return true;
-    } else if (!(mode === 'permission' ? tm.colByPg.get(k) ?? tm.colByGql.get(k) : tm.colByGql.get(k))) return true;
+    } else if (!lookupColumn(tm, k, mode)) return true;
   }
   return false;
 }
@@ -364,7 +365,7 @@ export function evalBoolExp(tm: TableModel, row: Record<string, unknown>, exp: B
     } else if (k === '_not') {
       if (evalBoolExp(tm, row, v as BoolExp, mode)) return false;
     } else {
-      const col = mode === 'permission' ? tm.colByPg.get(k) ?? tm.colByGql.get(k) : tm.colByGql.get(k);
+      const col = lookupColumn(tm, k, mode);
       if (!col) return false; // relationships are evaluated in SQL by the caller
       if (!(col.name in row)) return false;
       if (!compare(col, row[col.name], v as Record<string, unknown>)) return false;

@@ -186,7 +186,8 @@ export function selectFilter(ctx: CompileCtx, tm: TableModel, a: string): string
 
 type Mode = 'graphql' | 'permission';
 
-function lookupColumn(tm: TableModel, key: string, mode: Mode): ColumnModel | undefined {
+/** A bool_exp key's column: GraphQL names, and for permission filters Postgres names first. */
+export function lookupColumn(tm: TableModel, key: string, mode: Mode): ColumnModel | undefined {
   return mode === 'permission' ? tm.colByPg.get(key) ?? tm.colByGql.get(key) : tm.colByGql.get(key);
 }
 
