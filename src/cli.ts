@@ -23,6 +23,8 @@ import {
   type RawFlag,
   type WalnatsConfig,
 } from './config.ts';
+// Type only (erased): main.ts itself is imported lazily, when a command needs it.
+import type { RunHandle } from './main.ts';
 
 export class UsageError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -116,12 +118,6 @@ export function helpText(command?: Command): string {
 }
 
 // ── running ──────────────────────────────────────────────────────────────────────
-
-/** What main.ts's entry points return. */
-interface RunHandle {
-  done: Promise<void>;
-  stop(): Promise<void>;
-}
 
 export interface CliIo {
   stdout: { write(s: string): unknown };
