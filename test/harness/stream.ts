@@ -38,19 +38,6 @@ export async function readStream(nc: NatsConnection, stream: string, filter?: st
   return out;
 }
 
-/** Waits until the stream holds at least `count` messages, then reads them all. */
-export async function waitForEvents(nc: NatsConnection, stream: string, count: number, timeoutMs = 30_000): Promise<StoredEvent[]> {
-  const jsm = await jetstreamManager(nc);
-  await waitFor(`${count} messages in ${stream}`, async () => {
-    try {
-      return (await jsm.streams.info(stream)).state.messages >= count || undefined;
-    } catch {
-      return undefined;
-    }
-  }, timeoutMs);
-  return readStream(nc, stream);
-}
-
 /**
  * Waits until the stream's last sequence reaches `count`, then reads it whole. Retried as a
  * whole: right after a NATS restart or a leader change JetStream may not answer yet.
@@ -64,11 +51,6 @@ export function waitForLastSeq(nc: NatsConnection, stream: string, count: number
       return undefined;
     }
   }, timeoutMs, 250);
-}
-
-/** The events of row tables only (no schema or message events). */
-export function rowEvents(events: StoredEvent[]): StoredEvent[] {
-  return events.filter((e) => !e.subject.split('.')[2].startsWith('$'));
 }
 
 /** Waits until `count` messages match `filter` (e.g. `walnats.db.public.t.>`) and returns them. */
