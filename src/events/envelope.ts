@@ -169,6 +169,7 @@ export function createEventBuilder(options: EventBuilderOptions): EventBuilder {
   const dbBase = streamSubjects(prefix, database)[0].slice(0, -1);
   const relCache = new WeakMap<Relation, RelInfo>();
   const heartbeat = heartbeatSubject(prefix, database);
+  const txSubjects = { begin: txSubject(prefix, database, 'begin'), commit: txSubject(prefix, database, 'commit') };
 
   function rel(r: Relation): RelInfo {
     let info = relCache.get(r);
@@ -401,7 +402,7 @@ export function createEventBuilder(options: EventBuilderOptions): EventBuilder {
       `"source":${walSource(NO_TABLE, lsn, commit, seq, c)},` +
       `"ts_ms":${now()},"transaction":${tx}}`;
     return {
-      subject: txSubject(prefix, database, c.kind),
+      subject: txSubjects[c.kind],
       msgId,
       headers: headers(msgId, c.kind, lsn, commit, seq),
       body: encodeBody(body),
