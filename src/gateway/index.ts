@@ -195,6 +195,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   };
 
   const states = new WeakMap<Request, RequestState>();
+  /** The request's state: set on the context for graphql-ws, found by its Request for HTTP. */
+  const stateFrom = (context: unknown) => {
+    const c = context as { walnats?: RequestState; request?: Request };
+    return c.walnats ?? (c.request ? states.get(c.request) : undefined);
+  };
   /** Authenticates each HTTP request and gives it its role's current schema. */
   const useWalnatsAuth = (): Plugin => ({
     onRequestParse({ request }) {
@@ -208,16 +213,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       };
     },
     onEnveloped({ context, setSchema }) {
-      const c = context as { walnats?: RequestState; request?: Request };
-      const st = c.walnats ?? (c.request ? states.get(c.request) : undefined);
+      const st = stateFrom(context);
       if (!st) throw new AuthError('authentication required');
       setSchema(st.rs.schema);
     },
   });
   const useLimits = (): Plugin => ({
     onValidate({ addValidationRule, context }) {
-      const c = context as { walnats?: RequestState; request?: Request };
-      const st = c.walnats ?? (c.request ? states.get(c.request) : undefined);
+      const st = stateFrom(context);
       addValidationRule(depthRule(opts.maxDepth));
       if (!st || !st.access.introspection) addValidationRule(NoSchemaIntrospectionCustomRule);
     },
@@ -298,7 +301,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       },
     },
     context: (initial) => {
-      const st = (initial as { walnats?: RequestState }).walnats ?? (initial.request ? states.get(initial.request) : undefined);
+      const st = stateFrom(initial);
       if (!st) throw new AuthError('authentication required');
       const vars = (initial as { params?: { variables?: unknown } }).params?.variables;
       if (vars && typeof vars === 'object' && !Array.isArray(vars)) st.rawVariables = vars as Record<string, unknown>;
