@@ -46,6 +46,8 @@ interface Member {
   wake?: { resolve: (r: IteratorResult<never>) => void; reject: (e: unknown) => void };
   end?: { error?: unknown };
   iterator: AsyncIterableIterator<never>;
+  /** Leaves the group (once); the last member to leave stops the execution. */
+  leave: () => void;
 }
 
 interface Group {
@@ -142,6 +144,7 @@ export class Fanout {
       socket: t.socket,
       done: false,
       iterator: null as unknown as AsyncIterableIterator<never>,
+      leave: () => {},
     };
     const leave = () => {
       if (m.done) return;
@@ -179,7 +182,7 @@ export class Fanout {
         return this;
       },
     };
-    (m as unknown as { leave: () => void }).leave = leave;
+    m.leave = leave;
     return m;
   }
 
@@ -243,7 +246,7 @@ export class Fanout {
   /** Ends one subscriber's iterator: done, or with an error graphql-ws reports to it. */
   private finish(m: Member, error?: unknown): void {
     if (m.done) return;
-    (m as unknown as { leave: () => void }).leave();
+    m.leave();
     const w = m.wake;
     m.wake = undefined;
     if (w) {
