@@ -20,6 +20,7 @@ import { ensureStream } from '../publisher/stream.ts';
 import { readStreamTail } from '../publisher/position.ts';
 import { createPublisher, type Publisher } from '../publisher/publisher.ts';
 import { openCatalogConnection, openReplicationConnection, identifySystem } from '../replication/connection.ts';
+import { LEADER_LOCK_ARGS, leaderLockHolder } from '../leader-lock.ts';
 import { ensurePublication, ensureSlot, findCaptureProblems, SetupError } from '../replication/setup.ts';
 import { startReplication, type ReplicationStream } from '../replication/stream.ts';
 import { protocolVersionFor } from '../replication/protocol.ts';
@@ -117,8 +118,6 @@ function isFatal(err: unknown): boolean {
   return code === '42501'; // insufficient_privilege
 }
 
-/** Advisory lock key pair of the leader lock: one active daemon per slot. */
-const LOCK_SQL_ARGS = `hashtext('walnats'), hashtext($1)`;
 const LEADER_POLL_MS = 1000;
 
 /** Bytes an event takes against NATS max_payload: body plus the header block. */
@@ -220,7 +219,7 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
     let announced = false;
     for (;;) {
       if (stopping) throw new Error('stopping');
-      const r = await db.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${LOCK_SQL_ARGS}) AS ok`, [opts.slot]);
+      const r = await db.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${LEADER_LOCK_ARGS}) AS ok`, [opts.slot]);
       if (r.rows[0].ok) {
         if (announced) log.info({ slot: opts.slot }, 'took over: this instance is now the active one');
         if (state === 'standby') state = 'starting';
@@ -228,16 +227,8 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
         return;
       }
       if (!announced) {
-        const holder = await db.query<{ pid: number; application_name: string; client_addr: string | null }>(
-          `SELECT a.pid, a.application_name, a.client_addr::text AS client_addr
-             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-              AND l.classid::bigint = (hashtext('walnats')::bigint + 4294967296) % 4294967296
-              AND l.objid::bigint = (hashtext($1)::bigint + 4294967296) % 4294967296`,
-          [opts.slot],
-        );
-        const h = holder.rows[0];
-        log.info({ slot: opts.slot, holder: h && { pid: h.pid, name: h.application_name, addr: h.client_addr } }, 'standby: another instance is active for this slot; waiting to take over');
+        const holder = await leaderLockHolder(db, opts.slot);
+        log.info({ slot: opts.slot, holder: holder ?? undefined }, 'standby: another instance is active for this slot; waiting to take over');
         announced = true;
       }
       state = 'standby';
