@@ -410,7 +410,17 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
         } else {
           received = maxLsn(received, msg.walStart);
           // decode() copies what it keeps: the payload is node-postgres's reused buffer.
-          const changes = assembler.push(msg.walStart, decoder.decode(msg.payload));
+          let changes: Change[];
+          try {
+            changes = assembler.push(msg.walStart, decoder.decode(msg.payload));
+          } catch (err) {
+            // Retrying would read the same bytes again; skipping them would lose a change.
+            throw new FatalCdcError(
+              `cannot decode the pgoutput message at ${formatLsn(msg.walStart)}: ${(err as Error).message} ` +
+                `(a message walnats cannot read stops it whatever poison_policy says: what follows in its transaction could not be trusted)`,
+              { cause: err },
+            );
+          }
           for (const c of changes) {
             if (c.kind === 'begin') inTxn = true;
             else if (c.kind === 'commit') inTxn = false;
@@ -430,7 +440,7 @@ export function createCdcDaemon(opts: CdcOptions): CdcDaemon {
     const statusEvery = Math.max(100, Math.min(opts.statusIntervalMs, Math.floor(ctx.walSenderTimeoutMs / 4) || opts.statusIntervalMs));
     const heartbeat = opts.heartbeatIntervalMs
       ? setInterval(() => {
-          ctx.db.query(`SELECT pg_logical_emit_message(false, '${HEARTBEAT_PREFIX}', now()::text)`).catch((err: Error) => {
+          ctx.db.query('SELECT pg_logical_emit_message(false, $1, now()::text)', [HEARTBEAT_PREFIX]).catch((err: Error) => {
             log.warn({ err }, 'heartbeat failed');
           });
         }, opts.heartbeatIntervalMs)

@@ -35,7 +35,16 @@ export async function ensurePublication(db: pg.Client, spec: PublicationSpec): P
       throw new SetupError(`publication ${JSON.stringify(spec.name)} does not exist and create_publication is off`);
     }
     const target = spec.tables.length === 0 ? 'FOR ALL TABLES' : `FOR TABLE ${tableList}`;
-    await db.query(`CREATE PUBLICATION ${quoteIdent(spec.name)} ${target}`);
+    try {
+      await db.query(`CREATE PUBLICATION ${quoteIdent(spec.name)} ${target}`);
+    } catch (err) {
+      if ((err as { code?: string }).code !== '42501' || spec.tables.length > 0) throw err;
+      throw new SetupError(
+        `${(err as Error).message}: list the tables to capture (tables, --tables schema.table,…) ` +
+          `or create the publication as a superuser and set create_publication=false`,
+        { cause: err },
+      );
+    }
     return { created: true, altered: false };
   }
   const pub = existing.rows[0];

@@ -59,6 +59,12 @@ describe('high availability', () => {
     expectCleanStream(events);
     expectSameChanges(ledgerChanges(events), expected);
     expect((await fetch(`http://127.0.0.1:${port(standby)}/readyz`)).status).toBe(200);
+    // The hand-over shows in metrics and in `walnats status` too.
+    await waitFor('walnats_active 1 on the new active instance', async () =>
+      /walnats_active 1/.test(await (await fetch(`http://127.0.0.1:${port(standby)}/metrics`)).text()) || undefined, 10_000, 200);
+    const after = await collectStatus({ pgUrl: suite.pgs.url(db), natsUrl: [suite.nats.url], slot: db, publication: 'walnats', prefix: 'walnats' } as never);
+    expect(after.slot.leader?.name).toBe(`walnats-cdc@${os.hostname()}:${standby.pid}`);
+    expect(after.slot.standbys).toBe(0);
   }, 120_000);
 });
 
@@ -115,6 +121,8 @@ describe('slot health', () => {
     }, 30_000, 200);
     expect(ledgerChanges(events).filter((c) => c.op === 'c').map((c) => c.id)).toEqual([1, 2, 3, 4, 5, 101, 102]);
     expect(recreated.log()).toMatch(/created replication slot/);
+    // The documented recovery: the new slot's snapshot publishes the rows as reads.
+    expect(events.filter((e) => e.body.op === 'r' && e.body.source.table === 'ledger').map((e) => Number(e.body.after.id)).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5]);
   }, 60_000);
 
   it('a role that may not create a FOR ALL TABLES publication stops the daemon with the reason instead of retrying for ever', async () => {
@@ -124,6 +132,7 @@ describe('slot health', () => {
     const d = start({ WALNATS_PG_URL: suite.pgs.url(db).replace('postgres@', 'cdc_user@') });
     expect(await d.exited).not.toBe(0);
     expect(d.log()).toMatch(/must be superuser to create FOR ALL TABLES publication/);
+    expect(d.log()).toMatch(/--tables schema\.table/);
     expect(d.log()).not.toMatch(/retrying in/);
   }, 60_000);
 
