@@ -312,14 +312,21 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   });
 
   // ── graphql-ws ────────────────────────────────────────────────────────────────────
+  const MAX_TIMEOUT_MS = 2 ** 31 - 1;
   interface WsExtra { principal?: Principal; headers: Record<string, string | undefined>; timer?: NodeJS.Timeout; request: IncomingMessage; socket: WebSocket; expires?: number }
   /** Closes the socket when the earliest credential it was given expires. */
   const expireAt = (extra: WsExtra, p: Principal) => {
     if (!p.expiresAt || (extra.expires && extra.expires <= p.expiresAt)) return;
     if (extra.timer) clearTimeout(extra.timer);
     extra.expires = p.expiresAt;
-    extra.timer = setTimeout(() => extra.socket.close(4403, 'Forbidden: token expired'), Math.max(0, p.expiresAt - Date.now()));
-    extra.timer.unref?.();
+    const at = p.expiresAt;
+    // Node runs a timeout longer than 2^31-1 ms (~24.8 days) after 1 ms: wait in steps.
+    const arm = () => {
+      const left = at - Date.now();
+      extra.timer = left > MAX_TIMEOUT_MS ? setTimeout(arm, MAX_TIMEOUT_MS) : setTimeout(() => extra.socket.close(4403, 'Forbidden: token expired'), Math.max(0, left));
+      extra.timer.unref?.();
+    };
+    arm();
   };
   const wss = new WebSocketServer({ noServer: true });
   const sockets = new Set<WebSocket>();

@@ -108,6 +108,18 @@ describe('gateway security', () => {
       expect(refused!.code).toBe(4403);
       await c2.dispose();
     });
+    it('a WebSocket whose token expires in 30 days stays open (longer than one Node timeout)', async () => {
+      const token = await hs(user(1), { exp: Math.floor(Date.now() / 1000) + 30 * 24 * 3600 });
+      let closed: { code: number; reason: string } | undefined;
+      const client = wsClient(rig.wsUrl, { headers: { Authorization: `Bearer ${token}` } }, (e) => (closed = e));
+      const live = collect(client, 'subscription { orders(limit: 1) { id } }');
+      await until(() => live.results.length >= 1, 'first live result');
+      await new Promise((r) => setTimeout(r, 500));
+      expect(closed).toBeUndefined();
+      expect(live.errors).toEqual([]);
+      live.stop();
+      await client.dispose();
+    });
     it('a socket opened without credentials takes them per operation (extensions.headers, as GraphiQL sends them)', async () => {
       const client = wsClient(rig.wsUrl);
       const none = collect(client, 'subscription { customers { id } }');
