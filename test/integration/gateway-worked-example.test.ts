@@ -8,7 +8,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+// Generous waits (a loaded 2-core CI machine), never a timing check.
+vi.setConfig({ testTimeout: 180_000 });
 import { SignJWT } from 'jose';
 import { startPostgres, type PgServer } from '../harness/postgres.ts';
 import { startNats, type NatsServer } from '../harness/nats.ts';
@@ -116,7 +119,7 @@ describe('the worked example, with the daemon feeding subscriptions', () => {
     expect((await gql(`mutation { update_orders(where: {customer_id: {_eq: 1}}, _inc: {qty: 1}) { affected_rows } }`)).errors).toBeUndefined();
     expect((await gql(`mutation { delete_orders_by_pk(id: ${b}) { id } }`)).errors).toBeUndefined();
     expect((await gql(`mutation { delete_orders(where: {id: {_eq: ${a}}}) { affected_rows } }`)).errors).toBeUndefined();
-    await waitFor('six events', async () => sub.results.length >= 6 || undefined, 20_000, 50);
+    await waitFor('six events', async () => sub.results.length >= 6 || undefined, 60_000, 50);
     expect(sub.errors).toEqual([]);
     const ev = sub.results.map((r) => r.data.orders_events);
     expect(ev.map((e) => [e.op, e.old?.id ?? null, e.old?.qty ?? null, e.new?.id ?? null, e.new?.qty ?? null])).toEqual([
@@ -140,13 +143,13 @@ describe('the worked example, with the daemon feeding subscriptions', () => {
     expect(count()).toBe(0);
     const m = await gql('mutation { insert_orders_one(object: {customer_id: 1, qty: 11}) { id } }');
     const id = m.data.insert_orders_one.id;
-    await waitFor('count 1 after insert', async () => (count() === 1 ? true : undefined), 20_000, 50);
+    await waitFor('count 1 after insert', async () => (count() === 1 ? true : undefined), 60_000, 50);
     await pgs.sql('UPDATE orders SET qty = 5 WHERE id = $1', [id], db);
-    await waitFor('count 0 after update', async () => (count() === 0 ? true : undefined), 20_000, 50);
+    await waitFor('count 0 after update', async () => (count() === 0 ? true : undefined), 60_000, 50);
     await pgs.sql('UPDATE orders SET qty = 50 WHERE id = $1', [id], db);
-    await waitFor('count 1 after update back', async () => (count() === 1 ? true : undefined), 20_000, 50);
+    await waitFor('count 1 after update back', async () => (count() === 1 ? true : undefined), 60_000, 50);
     await pgs.sql('DELETE FROM orders WHERE id = $1', [id], db);
-    await waitFor('count 0 after delete', async () => (count() === 0 ? true : undefined), 20_000, 50);
+    await waitFor('count 0 after delete', async () => (count() === 0 ? true : undefined), 60_000, 50);
     live.stop();
     await client.dispose();
   });
@@ -158,7 +161,7 @@ describe('the worked example, with the daemon feeding subscriptions', () => {
     let client = ws();
     let sub = collect(client, q, { c: snap.data.walnats_cursor });
     await pgs.sql('INSERT INTO orders (customer_id, qty) VALUES (1, 101), (2, 999), (1, 102)', [], db);
-    await waitFor('two events', async () => sub.results.length >= 2 || undefined, 20_000, 50);
+    await waitFor('two events', async () => sub.results.length >= 2 || undefined, 60_000, 50);
     const seen = sub.results.map((r) => r.data.orders_events.new.qty);
     const cursor = sub.results.at(-1)!.data.orders_events.cursor;
     sub.stop();
@@ -168,7 +171,7 @@ describe('the worked example, with the daemon feeding subscriptions', () => {
     await pgs.sql('INSERT INTO orders (customer_id, qty) VALUES (1, 104)', [], db);
     client = ws();
     sub = collect(client, q, { c: cursor });
-    await waitFor('the changes made while away', async () => sub.results.length >= 2 || undefined, 20_000, 50);
+    await waitFor('the changes made while away', async () => sub.results.length >= 2 || undefined, 60_000, 50);
     await new Promise((r) => setTimeout(r, 500)); // anything repeated would show by now
     expect(seen).toEqual([101, 102]);
     expect(sub.results.map((r) => r.data.orders_events.new.qty)).toEqual([103, 104]);
@@ -185,8 +188,8 @@ describe('the worked example, with the daemon feeding subscriptions', () => {
     await waitFor('the new column in the schema', async () => {
       const r = await gql('{ customers(where: {vip: {_eq: true}}) { name vip } }');
       return r.errors ? undefined : r.data.customers;
-    }, 20_000, 100);
-    await waitFor('the insert on the open subscription', async () => sub.results.some((r) => r.data?.customers_events.new?.name === 'Hedy') || undefined, 20_000, 50);
+    }, 60_000, 100);
+    await waitFor('the insert on the open subscription', async () => sub.results.some((r) => r.data?.customers_events.new?.name === 'Hedy') || undefined, 60_000, 50);
     expect(sub.errors).toEqual([]);
     sub.stop();
     await client.dispose();
@@ -211,7 +214,7 @@ describe('the worked example, with the daemon feeding subscriptions', () => {
     expect(ins.errors).toBeUndefined();
     expect(ins.data.insert_orders_one).toEqual({ customer_id: 1, qty: 202 }); // preset from the JWT
     expect((await gql('mutation { insert_orders_one(object: {qty: 0}) { id } }', undefined, auth)).errors).toBeDefined();
-    await waitFor('the customer’s own insert', async () => sub.results.length >= 1 || undefined, 20_000, 50);
+    await waitFor('the customer’s own insert', async () => sub.results.length >= 1 || undefined, 60_000, 50);
     await new Promise((r) => setTimeout(r, 500));
     expect(sub.results.map((r) => r.data.orders_events.new)).toEqual([{ customer_id: 1, qty: 202 }]);
     sub.stop();
