@@ -30,19 +30,31 @@ export class ForeignMessageError extends Error {
   }
 }
 
+/** JetStream's "no message found" (API error 10037): a get that found nothing, not a failure. */
+export function isNoMessageFound(err: unknown): boolean {
+  let code: number | undefined;
+  try {
+    code = (err as { apiError?: () => { err_code?: number } }).apiError?.().err_code;
+  } catch {
+    /* not an API error */
+  }
+  return code === 10037 || /no message found/i.test((err as Error)?.message ?? '');
+}
+
+/** A stored message by sequence or subject; null when there is none (deleted, removed by limits). */
+export async function getMessageOrNull(jsm: JetStreamManager, stream: string, query: Parameters<JetStreamManager['streams']['getMessage']>[1]): Promise<StoredMsg | null> {
+  try {
+    return await jsm.streams.getMessage(stream, query);
+  } catch (err) {
+    if (isNoMessageFound(err)) return null;
+    throw err;
+  }
+}
+
 async function getMessage(jsm: JetStreamManager, stream: string, seq: number): Promise<StoredMsg | null> {
   try {
-    return await jsm.streams.getMessage(stream, { seq });
+    return await getMessageOrNull(jsm, stream, { seq });
   } catch (err) {
-    const e = err as { message?: string; apiError?: () => { err_code?: number } };
-    let code: number | undefined;
-    try {
-      code = e.apiError?.().err_code;
-    } catch {
-      /* not an API error */
-    }
-    // 10037: no message found (deleted, or removed by limits between info and get)
-    if (code === 10037 || /no message found/i.test(e.message ?? '')) return null;
     throw new Error(`cannot read message ${seq} of stream ${stream}`, { cause: err });
   }
 }

@@ -17,6 +17,7 @@
 import type { JetStreamManager, StoredMsg } from '@nats-io/jetstream';
 import { formatLsn, type Lsn } from '../lsn.ts';
 import type { OutboundEvent } from '../events/envelope.ts';
+import { getMessageOrNull } from '../publisher/position.ts';
 import { escapeToken, streamSubjects, messageSubject, tableSubject } from '../events/subject.ts';
 import {
   HEADER_COMMIT_LSN,
@@ -143,22 +144,8 @@ export function parseRequest(content: Uint8Array | string): SnapshotRequest | nu
   }
 }
 
-function apiCode(err: unknown): number | undefined {
-  try {
-    return (err as { apiError?: () => { err_code?: number } }).apiError?.().err_code;
-  } catch {
-    return undefined;
-  }
-}
-
-async function getOrNull(jsm: JetStreamManager, stream: string, query: object): Promise<StoredMsg | null> {
-  try {
-    return await jsm.streams.getMessage(stream, query as { seq: number });
-  } catch (err) {
-    if (apiCode(err) === 10037 || /no message found/i.test((err as Error).message ?? '')) return null;
-    throw err;
-  }
-}
+const getOrNull = (jsm: JetStreamManager, stream: string, query: object): Promise<StoredMsg | null> =>
+  getMessageOrNull(jsm, stream, query as { seq: number });
 
 export interface RecoveredState {
   state: SnapshotState;
