@@ -7,11 +7,13 @@ import {
   GraphQLError, GraphQLObjectType, getArgumentValues, getDirectiveValues, GraphQLIncludeDirective, GraphQLSkipDirective,
   getNamedType, Kind, valueFromASTUntyped, type FieldNode, type FragmentDefinitionNode, type GraphQLField, type SelectionSetNode,
 } from 'graphql/index.js';
+import { quoteIdent } from '../replication/sql.ts';
 import type { ColumnModel, Model, RelModel, TableModel } from './model.ts';
 import type { BoolExp, RoleAccess, Session } from './permissions.ts';
 import { substituteSession } from './permissions.ts';
 
-export const ident = (s: string) => '"' + s.replace(/"/g, '""') + '"';
+/** Identifiers are quoted as everywhere in walnats (and a NUL byte is refused). */
+export const ident = quoteIdent;
 export const tableRef = (t: TableModel) => `${ident(t.schema)}.${ident(t.name)}`;
 
 export interface CompileCtx {
