@@ -63,7 +63,7 @@ export function buildDeadLetterEvent(prefix: string, database: string, change: C
       [HEADER_SEQ, String(change.seq)],
       [HEADER_DEAD_LETTER, info.reason],
     ],
-    body: new TextEncoder().encode(body),
+    body: Buffer.from(body, 'utf8'),
     commitLsn: change.commitLsn,
     seq: change.seq,
     kind,
