@@ -7,7 +7,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { GraphQLError } from 'graphql/index.js';
 import type { Logger } from 'pino';
 import { HEADER_COMMIT_LSN, HEADER_SCHEMA, HEADER_TABLE } from '../events/position.ts';
-import { tableSubject } from '../events/subject.ts';
+import { tableSubject, unescapeToken } from '../events/subject.ts';
 import { parseLosslessJson } from './json.ts';
 import type { ColumnModel, TableModel } from './model.ts';
 import type { BoolExp } from './permissions.ts';
@@ -32,6 +32,17 @@ export interface DecodedEvent {
 
 const dec = new TextDecoder();
 
+/** A name from the Walnats-Schema/Walnats-Table header, which carry escaped subject tokens. */
+function headerName(m: Pick<JsMsg, 'headers'>, header: string): string {
+  const token = m.headers?.get(header);
+  if (!token) return '';
+  try {
+    return unescapeToken(token);
+  } catch {
+    return '';
+  }
+}
+
 export function decodeEvent(m: Pick<JsMsg, 'seq' | 'data' | 'headers'>): DecodedEvent | null {
   let body: Record<string, unknown>;
   try {
@@ -45,8 +56,8 @@ export function decodeEvent(m: Pick<JsMsg, 'seq' | 'data' | 'headers'>): Decoded
   const ts = typeof src.ts_ms === 'number' ? src.ts_ms : typeof body.ts_ms === 'number' ? body.ts_ms : null;
   return {
     streamSeq: m.seq,
-    schema: String(src.schema ?? m.headers?.get(HEADER_SCHEMA) ?? ''),
-    table: String(src.table ?? m.headers?.get(HEADER_TABLE) ?? ''),
+    schema: String(src.schema ?? headerName(m, HEADER_SCHEMA)),
+    table: String(src.table ?? headerName(m, HEADER_TABLE)),
     op,
     before: (body.before as Record<string, unknown>) ?? null,
     after: (body.after as Record<string, unknown>) ?? null,
