@@ -15,6 +15,8 @@ export interface PgServerOptions {
   settings?: Record<string, string | number>;
   /** pg_hba.conf lines put before initdb's defaults (first match wins), e.g. `hostssl all app 127.0.0.1/32 cert`. */
   hba?: string[];
+  /** Folder of the Postgres binaries to use instead of the installed ones (version matrix). */
+  bin?: string;
 }
 
 export interface PgServer {
@@ -83,7 +85,7 @@ export function sqlAccess(port: number): Pick<PgServer, 'url' | 'sql' | 'createD
 }
 
 export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServer> {
-  const bin = findPgBinDir();
+  const bin = opts.bin ?? findPgBinDir();
   const user = runAs();
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'walnats-pg-'));
   const dataDir = path.join(base, 'data');

@@ -61,6 +61,25 @@ export async function publishedTables(db: pg.Client, publication: string): Promi
   return r.rows.map((x) => ({ schema: x.schemaname, table: x.tablename }));
 }
 
+/** Backfill requests and watermarks are logical messages, which pgoutput sends from Postgres 14 on. */
+export const BACKFILL_MIN_SERVER_VERSION = 140000;
+export const BACKFILL_NEEDS_PG14 =
+  'backfills need PostgreSQL 14 or later: their requests and watermarks are logical messages, which pgoutput sends only from 14 on. ' +
+  'To read the tables again on this server, drop the slot and start walnats again (a new slot takes a new initial snapshot)';
+
+const serverVersions = new WeakMap<pg.Client, Promise<number>>();
+
+/** The server's `server_version_num` (e.g. 130022, 180004), asked once per connection. */
+export function serverVersionNum(db: pg.Client): Promise<number> {
+  let v = serverVersions.get(db);
+  if (!v) {
+    v = db.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`).then((r) => Number(r.rows[0].v));
+    v.catch(() => serverVersions.delete(db));
+    serverVersions.set(db, v);
+  }
+  return v;
+}
+
 const IDENTITY: Record<string, ReplicaIdentity> = { d: 'default', n: 'nothing', f: 'full', i: 'index' };
 
 export async function describeTable(db: pg.Client, ref: TableRef, publication: string): Promise<SnapshotTable> {
@@ -73,8 +92,12 @@ export async function describeTable(db: pg.Client, ref: TableRef, publication: s
   const { oid: oidText, relreplident, reltuples, relkind } = rel.rows[0];
   if (relkind !== 'r' && relkind !== 'p') throw new SnapshotTableError(`${ref.schema}.${ref.table} is not a table (relkind ${relkind})`);
   const oid = Number(oidText);
+  // Column lists and row filters (pg_publication_tables.attnames, .rowfilter) exist from
+  // Postgres 15; before, a publication publishes every column and every row.
   const pub = await db.query<{ attnames: string[] | string | null; rowfilter: string | null }>(
-    `SELECT attnames, rowfilter FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3`,
+    (await serverVersionNum(db)) >= 150000
+      ? `SELECT attnames, rowfilter FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3`
+      : `SELECT NULL::name[] AS attnames, NULL::text AS rowfilter FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3`,
     [publication, ref.schema, ref.table],
   );
   if (pub.rowCount === 0) {

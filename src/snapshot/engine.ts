@@ -25,11 +25,14 @@ import type { Publisher } from '../publisher/publisher.ts';
 import type { SnapshotMode } from '../config.ts';
 import { quoteLiteral } from '../replication/sql.ts';
 import {
+  BACKFILL_MIN_SERVER_VERSION,
+  BACKFILL_NEEDS_PG14,
   chunkReadSql,
   describeTable,
   fullReadSql,
   openSnapshotConnection,
   publishedTables,
+  serverVersionNum,
   SnapshotTableError,
   type SnapshotTable,
 } from './catalog.ts';
@@ -297,6 +300,12 @@ class Backfill implements ChangeObserver {
 
   private async step(job: SnapshotJob): Promise<void> {
     const conn = await this.connection();
+    if ((await serverVersionNum(conn)) < BACKFILL_MIN_SERVER_VERSION) {
+      // Its watermarks would never come back (Postgres 13): say so instead of waiting forever.
+      this.opts.logger.error({ snapshot: job.id, tables: job.tables.map((t) => `${t.schema}.${t.table}`) }, `backfill not possible: ${BACKFILL_NEEDS_PG14}`);
+      this.state.jobs.splice(this.state.jobs.indexOf(job), 1);
+      return;
+    }
     const tp = job.tables.find((t) => !t.done);
     let table: SnapshotTable | null = null;
     if (tp) {

@@ -12,7 +12,7 @@ import type { WalnatsConfig } from '../config.ts';
 import { parseQualifiedName } from '../replication/sql.ts';
 import { connectNats } from '../nats-connection.ts';
 import { openCatalogConnection } from '../replication/connection.ts';
-import { describeTable, SnapshotTableError, type TableRef } from './catalog.ts';
+import { BACKFILL_MIN_SERVER_VERSION, BACKFILL_NEEDS_PG14, describeTable, serverVersionNum, SnapshotTableError, type TableRef } from './catalog.ts';
 import { controlSubject, REQUEST_PREFIX, type ControlBody, type SnapshotRequest, type TableProgress } from './control.ts';
 
 export interface SnapshotRequestResult {
@@ -34,6 +34,7 @@ export interface RequestOptions {
 /** Checks every table (exists, is published, has a primary key); all problems in one error. */
 export async function checkBackfillTables(db: pg.Client, publication: string, refs: TableRef[]): Promise<void> {
   const problems: string[] = [];
+  if ((await serverVersionNum(db)) < BACKFILL_MIN_SERVER_VERSION) problems.push(BACKFILL_NEEDS_PG14);
   for (const ref of refs) {
     try {
       const t = await describeTable(db, ref, publication);
