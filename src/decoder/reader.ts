@@ -146,10 +146,14 @@ export class Reader {
     return s;
   }
 
-  /** `n` bytes, copied so the result outlives the input buffer. */
+  /**
+   * `n` bytes, copied so the result outlives the input buffer. Copied explicitly: on a Node
+   * Buffer (what node-postgres passes) `slice` is a view into its reused read buffer.
+   */
   bytes(n: number, what = 'bytes'): Uint8Array {
     this.need(n, what);
-    const out = this.buf.slice(this.pos, this.pos + n);
+    const out = new Uint8Array(n);
+    out.set(this.buf.subarray(this.pos, this.pos + n));
     this.pos += n;
     return out;
   }

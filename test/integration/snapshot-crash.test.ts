@@ -123,12 +123,7 @@ async function expectTableReplayed(db: string, stream: string): Promise<StoredEv
 }
 
 describe('crash during a backfill', () => {
-  // KNOWN DEFECT (skipped so that CI can land; issue #4 stays open): in about half of the runs the
-  // restarted daemon logs "backfill: reading public.big" for the resumed chunk and then makes no
-  // further progress for minutes — the resumed backfill waits for a watermark that never
-  // completes its chunk. Both tests pass when it does not happen; run them with
-  // `WALNATS_TEST_SNAPSHOT_CRASH=1 npx vitest run test/integration/snapshot-crash.test.ts`.
-  it.runIf(process.env.WALNATS_TEST_SNAPSHOT_CRASH === '1')('a daemon killed mid-backfill resumes from the last finished chunk and converges', async () => {
+  it('a daemon killed mid-backfill resumes from the last finished chunk and converges', async () => {
     const { db, env, stream, start } = await setup('snapcrashbf', 'never');
     let d = start();
     await waitFor('daemon streaming', async () => /streaming changes/.test(d.log()) || undefined, 30_000);
@@ -152,7 +147,7 @@ describe('crash during a backfill', () => {
 });
 
 describe('crash during the initial snapshot', () => {
-  it.runIf(process.env.WALNATS_TEST_SNAPSHOT_CRASH === '1')('a daemon killed mid-snapshot continues the snapshot as a backfill and converges', async () => {
+  it('a daemon killed mid-snapshot continues the snapshot as a backfill and converges', async () => {
     const { db, stream, start } = await setup('snapcrashinit', 'initial');
     const stopWriters = startWriters(db);
     let d = start();

@@ -21,6 +21,14 @@ interface Decoded {
   ctx: DecodeContext;
 }
 
+/**
+ * The message as plain data: byte arrays become number arrays (toEqual does not compare a
+ * Buffer's bytes with a Uint8Array's), bigints become strings.
+ */
+function plain(msg: PgoutputMessage): unknown {
+  return JSON.parse(JSON.stringify(msg, (_k, v: unknown) => (v instanceof Uint8Array ? { bytes: Array.from(v) } : typeof v === 'bigint' ? `${v}n` : v)));
+}
+
 function decodeAll(f: Fixture): Decoded[] {
   const d = createPgoutputDecoder({ protocolVersion: f.protoVersion });
   return f.messages.map((raw) => {
@@ -122,16 +130,22 @@ describe('captured fixtures', () => {
       }
     });
 
-    it('returns nothing that shares memory with the input', () => {
+    // node-postgres hands over Node Buffers (whose slice() is a view, not a copy), carved
+    // out of a socket read buffer it reuses: both kinds of input must give independent output.
+    it.each([
+      ['Uint8Array', (b: Uint8Array) => new Uint8Array(b)],
+      ['Node Buffer', (b: Uint8Array) => Buffer.from(b)],
+      ['Node Buffer view into a larger buffer', (b: Uint8Array) => Buffer.concat([Buffer.from([0xee]), b]).subarray(1)],
+    ])('returns nothing that shares memory with the input (%s)', (_kind, copyOf) => {
       for (const { raw, ctx } of all) {
-        const buf = new Uint8Array(raw.bytes);
+        const buf = copyOf(raw.bytes);
         const msg = decodePgoutputMessage(buf, ctx);
-        const before = structuredClone(msg);
+        const before = plain(msg);
         buf.fill(0xaa);
-        expect(msg).toEqual(before);
+        expect(plain(msg)).toEqual(before);
         // And the same once more with the buffer reused for a different message, as
         // node-postgres does.
-        expect(msg).toEqual(decodePgoutputMessage(raw.bytes, ctx));
+        expect(plain(msg)).toEqual(plain(decodePgoutputMessage(raw.bytes, ctx)));
       }
     });
   });

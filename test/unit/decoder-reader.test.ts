@@ -36,6 +36,16 @@ describe('Reader', () => {
     expect(out.buffer).not.toBe(buf.buffer);
   });
 
+  it('copies byte slices of a Node Buffer too (Buffer#slice is a view)', () => {
+    const buf = Buffer.from([0x4d, 1, 2, 3]);
+    const r = new Reader();
+    r.reset(buf, 1);
+    const out = r.bytes(3);
+    buf.fill(9);
+    expect(out).toEqual(Uint8Array.of(1, 2, 3));
+    expect(out.buffer).not.toBe(buf.buffer);
+  });
+
   it('works on a view into a larger buffer', () => {
     const big = Uint8Array.of(0xee, 0xee, 0x42, 0, 0, 0, 7, 0xee);
     const r = new Reader();
