@@ -158,6 +158,22 @@ describe('transactions', () => {
     expect(Buffer.from(ev[1].body.message.content, 'base64')).toEqual(Buffer.from([0, 255]));
     expect(ev[1].body.message.transactional).toBe(false);
   });
+
+  it('message contents arrive byte-exact when many messages and rows share the socket (no view into its reused read buffer)', async () => {
+    await sql('CREATE TABLE msg_flood (id int PRIMARY KEY, pad text)');
+    const n = 3000;
+    await sql(
+      `DO $$ BEGIN FOR i IN 1..${n} LOOP
+         INSERT INTO msg_flood VALUES (i, repeat('p', 200));
+         PERFORM pg_logical_emit_message(true, 'flood', 'm' || i || ':' || repeat(chr(65 + i % 26), i % 97));
+       END LOOP; END $$`,
+    );
+    const ev = await waitForSubject(cdc.nc, cdc.stream, `walnats.${escapeToken(db)}.$message.flood`, n);
+    const expected = Array.from({ length: n }, (_, k) => `m${k + 1}:${String.fromCharCode(65 + ((k + 1) % 26)).repeat((k + 1) % 97)}`);
+    const got = ev.map((e) => e.body.message.content_text as string);
+    const firstWrong = got.findIndex((t, i) => t !== expected[i]);
+    expect(firstWrong === -1 ? null : { index: firstWrong, got: got[firstWrong], expected: expected[firstWrong] }).toBeNull();
+  });
 });
 
 describe('identifiers and schema changes', () => {
