@@ -26,23 +26,17 @@ describe('Reader', () => {
     expect(r.text(1)).toBe('x');
   });
 
-  it('copies byte slices', () => {
-    const buf = Uint8Array.of(0x4d, 1, 2, 3);
+  // A Node Buffer's slice() is a view (node-postgres passes Buffers): copies must be real either way.
+  it.each([
+    ['a Uint8Array', (b: number[]) => Uint8Array.from(b)],
+    ['a Node Buffer', (b: number[]) => Buffer.from(b)],
+  ])('copies byte slices of %s', (_kind, make) => {
+    const buf = make([0x4d, 1, 2, 3]);
     const r = new Reader();
     r.reset(buf, 1);
     const out = r.bytes(3);
     buf.fill(9);
-    expect(out).toEqual(Uint8Array.of(1, 2, 3));
-    expect(out.buffer).not.toBe(buf.buffer);
-  });
-
-  it('copies byte slices of a Node Buffer too (Buffer#slice is a view)', () => {
-    const buf = Buffer.from([0x4d, 1, 2, 3]);
-    const r = new Reader();
-    r.reset(buf, 1);
-    const out = r.bytes(3);
-    buf.fill(9);
-    expect(out).toEqual(Uint8Array.of(1, 2, 3));
+    expect(Array.from(out)).toEqual([1, 2, 3]);
     expect(out.buffer).not.toBe(buf.buffer);
   });
 
