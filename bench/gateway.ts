@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
+import { jetstreamManager } from '@nats-io/jetstream';
 import pino from 'pino';
 import { freePort } from '../test/harness/ports.ts';
 import { createGateway } from '../src/gateway/index.ts';
@@ -147,6 +148,13 @@ export async function benchFanout(env: Env): Promise<Result[]> {
             await sleep(500);
           }
           got[target] = { stats, events: nextId - first, t0, busy: busyPct(c0, cpuTicks()) };
+          if (stats.received < load.done * subscribers) {
+            // Deliveries stopped short: say where the events stopped, so a stall can be told from a slow run.
+            const info = await (await jetstreamManager(env.nc)).streams.info(stream);
+            log(`  deliveries stopped short: stream ${stream} holds ${info.state.messages} messages (last seq ${info.state.last_seq}); ${nextId - 1} rows committed`);
+            log(`  cdc log tail:\n${cdc.log().split('\n').slice(-8).join('\n')}`);
+            log(`  gateway log tail:\n${gw.log().split('\n').slice(-8).join('\n')}`);
+          }
           if (stats.errorCount) log(`  ${stats.errorCount} client errors, e.g. ${stats.errors[0]}`);
           const l = summary(stats.latencies);
           log(`  delivered ${fmt(stats.received, 0)} of ${fmt(load.done * subscribers, 0)} in ${fmt((stats.last - t0) / 1000)} s; commit→client p50 ${fmt(l.p50)} p99 ${fmt(l.p99)} ms`);
