@@ -3,7 +3,10 @@
  * transaction per request), change-event subscriptions and live queries, over the current
  * model. The model and the per-role schemas are swapped atomically when the catalog changes.
  */
-import { GraphQLError, getNamedType, type GraphQLObjectType, type GraphQLResolveInfo, type OperationDefinitionNode, type SelectionSetNode } from 'graphql/index.js';
+import {
+  GraphQLError, Kind, getNamedType, getOperationAST, getVariableValues, type DocumentNode, type FragmentDefinitionNode, type GraphQLObjectType,
+  type GraphQLResolveInfo, type GraphQLSchema, type OperationDefinitionNode, type SelectionSetNode,
+} from 'graphql/index.js';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { readCatalog } from './catalog.ts';
@@ -11,7 +14,7 @@ import {
   Channel, EventHub, decodeCursor, encodeCursor, evalBoolExp, lastStreamSeq, needsSql, parseSnapshot, tailTable, visibleIn,
   type Cursor, type DecodedEvent, type EventOp, type StreamSource, type Tail,
 } from './events.ts';
-import { parseLosslessJson } from './json.ts';
+import { compactJsonText, parseLosslessJson } from './json.ts';
 import { buildModel, type Model, type RelModel, type TableModel } from './model.ts';
 import { PgText, TEXT_ROW, compileDelete, compileInsert, compileReturning, compileUpdate, toRow, type ReturningShape, type Row } from './mutate.ts';
 import { adminAccess, checkPermissions, roleAccess, substituteSession, type BoolExp, type PermissionsSpec, type RoleAccess } from './permissions.ts';
@@ -32,6 +35,17 @@ export interface RequestState {
   audience?: () => number;
 }
 
+/** A query's response, serialized from Postgres's JSON text (see GatewayEngine.rawQuery). */
+export interface RawQueryResult {
+  /** The response body: `{"data":…}`, as graphql-js and JSON.stringify would write it. */
+  body: string;
+  /** The data, parsed on demand (for anything that reads the result instead of serializing it). */
+  data: () => Record<string, unknown>;
+}
+
+/** Read statements prepared (named) per connection: at most this many distinct texts. */
+export const MAX_PREPARED_STATEMENTS = 256;
+
 export interface EngineOptions {
   pool: pg.Pool;
   schemas: string[];
@@ -47,6 +61,8 @@ export interface EngineOptions {
   onDelivery?: (table: string, count: number) => void;
   /** Seconds a root resolver took (queries, mutations, setting up a subscription). */
   onResolve?: (seconds: number) => void;
+  /** Run read statements as named prepared statements (see statementName). Default true. */
+  preparedStatements?: boolean;
   /** The number of open subscriptions changed. */
   onSubscriptions?: (open: number) => void;
 }
@@ -83,6 +99,17 @@ export class GatewayEngine implements Engine {
   readonly hub: EventHub;
   /** SQL statements sent for GraphQL operations (BEGIN/COMMIT not counted). */
   statements = 0;
+  /** Statements answered by rawQuery, without graphql-js execution (tests and diagnostics). */
+  rawReads = 0;
+  /**
+   * Names of the prepared read statements, by SQL text. A text is prepared from its second use
+   * on (one-off texts stay unnamed), and at most MAX_PREPARED_STATEMENTS texts ever get a name,
+   * so the statements each connection keeps are bounded. The names outlive schema swaps: a
+   * text means the same statement in any schema version, and Postgres re-plans a prepared
+   * statement when a table it reads changes.
+   */
+  private prepared = new Map<string, string>();
+  private seenOnce = new Set<string>();
   permissionProblems: string[] = [];
   private projections = new WeakMap<DecodedEvent, Map<string, Promise<Payload | null>>>();
   activeSubscriptions = 0;
@@ -137,10 +164,33 @@ export class GatewayEngine implements Engine {
 
   // ── SQL ──────────────────────────────────────────────────────────────────────────
 
-  private async exec(st: RequestState, text: string, params: unknown[]): Promise<pg.QueryResult> {
+  /** The name to prepare a read statement under, or undefined to send it unnamed. */
+  statementName(text: string): string | undefined {
+    if (this.o.preparedStatements === false) return undefined;
+    const name = this.prepared.get(text);
+    if (name !== undefined || this.prepared.size >= MAX_PREPARED_STATEMENTS) return name;
+    if (!this.seenOnce.has(text)) {
+      if (this.seenOnce.size >= 4 * MAX_PREPARED_STATEMENTS) this.seenOnce.clear();
+      this.seenOnce.add(text);
+      return undefined;
+    }
+    this.seenOnce.delete(text);
+    const fresh = `walnats_r${this.prepared.size + 1}`;
+    this.prepared.set(text, fresh);
+    return fresh;
+  }
+
+  /** Statements run so far under a name (prepared), for tests. */
+  preparedCount(): number {
+    return this.prepared.size;
+  }
+
+  private async exec(st: RequestState, text: string, params: unknown[], prepare = false): Promise<pg.QueryResult> {
     this.statements++;
+    const name = prepare ? this.statementName(text) : undefined;
+    const q: string | pg.QueryConfig = name ? { name, text, values: params } : text;
     try {
-      return st.tx ? await st.tx.client.query(text, params) : await this.o.pool.query(text, params);
+      return st.tx ? await st.tx.client.query(q, params) : await this.o.pool.query(q, params);
     } catch (e) {
       throw pgError(e);
     }
@@ -189,12 +239,66 @@ export class GatewayEngine implements Engine {
     // missing from the data is stored after it (see docs/gateway.md for the fine print).
     const seq = wantsCursor ? await lastStreamSeq(this.o.source) : 0;
     const sql = `SELECT ${jsonObject(pairs)}::text AS data${wantsCursor ? ', pg_current_snapshot()::text AS snap' : ''}`;
-    const res = await this.exec(st, sql, c.params);
+    const res = await this.exec(st, sql, c.params, true);
     const row = res.rows[0];
     return {
       data: parseLosslessJson(row.data) as Record<string, unknown>,
       cursor: wantsCursor ? encodeCursor({ seq, snap: parseSnapshot(row.snap) }) : undefined,
     };
+  }
+
+  /**
+   * A query served from Postgres's JSON text without graphql-js execution: the statement is the
+   * one the resolvers would run (same compiler, same role, same row filters and limits), and its
+   * text is the response when it is exactly what graphql-js would serialize from it: every root
+   * field reads a table, no `__typename`, only columns whose scalars pass Postgres's JSON through
+   * unchanged (rawSafeColumn), no number of 10+ digits. Otherwise returns undefined and the
+   * caller executes the document as usual; when the statement already ran (or failed), its
+   * outcome is handed to the resolvers, so it never runs twice.
+   */
+  async rawQuery(st: RequestState, schema: GraphQLSchema, document: DocumentNode, operationName: string | null | undefined, variableValues: Record<string, unknown> | null | undefined): Promise<RawQueryResult | undefined> {
+    const op = getOperationAST(document, operationName);
+    if (!op || op.operation !== 'query' || schema !== st.rs.schema) return undefined;
+    const vars = getVariableValues(schema, op.variableDefinitions ?? [], variableValues ?? {}, { maxErrors: 50 });
+    if (vars.errors) return undefined;
+    const fragments: Record<string, FragmentDefinitionNode> = Object.create(null);
+    for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments[d.name.value] = d;
+    const c = newCtx(st.rs.model, st.access, st.principal.session, fragments, vars.coerced, st.rawVariables);
+    const root = schema.getQueryType();
+    if (!root) return undefined;
+    let pairs: Array<[string, string]>;
+    let fields: number;
+    try {
+      const collected = collectFields(c, root, [op.selectionSet]);
+      if (c.notRaw || collected.length === 0 || collected.some((f) => !st.rs.roots.has(f.name))) return undefined;
+      fields = collected.length;
+      pairs = rootSelect(c, root, [op.selectionSet], (n) => st.rs.roots.get(n));
+    } catch {
+      return undefined; // the resolvers report it
+    }
+    if (c.notRaw || pairs.length !== fields) return undefined;
+    const sql = `SELECT ${jsonObject(pairs)}::text AS data`;
+    if (sql.includes('::jsonb || json_build_object(')) return undefined; // jsonb reorders the keys of a wide object
+    const t = performance.now();
+    let text: string;
+    try {
+      text = (await this.exec(st, sql, c.params, true)).rows[0].data as string;
+    } catch (e) {
+      const failed = Promise.reject(e);
+      failed.catch(() => {});
+      st.ops.set(op, failed);
+      return undefined;
+    } finally {
+      const s = (performance.now() - t) / 1000;
+      for (let i = 0; i < fields; i++) this.o.onResolve?.(s);
+    }
+    const compact = compactJsonText(text);
+    if (compact === undefined) {
+      st.ops.set(op, Promise.resolve({ data: parseLosslessJson(text) as Record<string, unknown> }));
+      return undefined;
+    }
+    this.rawReads++;
+    return { body: `{"data":${compact}}`, data: () => parseLosslessJson(text) as Record<string, unknown> };
   }
 
   // ── mutations ────────────────────────────────────────────────────────────────────
@@ -505,7 +609,7 @@ export class GatewayEngine implements Engine {
         while (dirty && !ch.closed) {
           dirty = false;
           await new Promise((r) => setImmediate(r)); // let a burst of events coalesce
-          const res = await this.exec(st, sql, params);
+          const res = await this.exec(st, sql, params, true);
           const text = res.rows[0].data as string;
           if (text !== last && !ch.closed) {
             last = text;

@@ -54,6 +54,12 @@ export interface GatewayOptions {
   catalogPollMs?: number;
   /** Connections of the gateway's Postgres pool. Default 10. */
   poolSize?: number;
+  /**
+   * Run repeated read statements as named prepared statements (per connection, bounded).
+   * Default true; turn off behind a pooler that cannot keep them (PgBouncer in transaction mode
+   * before 1.21).
+   */
+  preparedStatements?: boolean;
 }
 
 export interface GatewayReport extends NameMappingReport {
@@ -68,7 +74,7 @@ export interface Gateway {
   /** Re-reads the catalog now; true when the schema was swapped. */
   refresh(): Promise<boolean>;
   /** Counters for tests and diagnostics. */
-  stats(): { statements: number; subscriptions: number; schemaVersion: number; eventExecutions: number };
+  stats(): { statements: number; subscriptions: number; schemaVersion: number; eventExecutions: number; rawReads: number; preparedStatements: number };
   close(): Promise<void>;
 }
 
@@ -112,6 +118,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     onDelivery: (t, n) => metrics.delivered(t, n),
     onResolve: (s) => metrics.resolved(s),
     onSubscriptions: () => metrics.subscriptions(openSubscriptions()),
+    preparedStatements: opts.preparedStatements,
   });
   /** Shared change-event executions of graphql-ws subscribers (see fanout.ts). */
   const fanout = new Fanout(() => metrics.subscriptions(openSubscriptions()));
@@ -247,6 +254,31 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   });
 
   /**
+   * Queries over HTTP whose statement's JSON text is already the response (engine.rawQuery)
+   * skip graphql-js execution and JSON.stringify: yoga serializes the result through its
+   * `stringify`, which returns that text. Everything before execution (auth, rate limit, parse,
+   * validation with the depth and introspection rules) and after it (status, headers, result
+   * processors) stays yoga's. Anything else executes as before.
+   */
+  const useRawReads = (): Plugin => ({
+    onExecute({ args, executeFn, setExecuteFn }) {
+      const ctx = args.contextValue as { walnats?: RequestState; request?: unknown; socket?: unknown };
+      const st = ctx.walnats;
+      if (!st || !ctx.request || ctx.socket) return;
+      const fallback = executeFn;
+      setExecuteFn(async (a: ExecutionArgs) => {
+        const raw = await engine.rawQuery(st, a.schema, a.document, a.operationName, a.variableValues as Record<string, unknown> | undefined);
+        if (!raw) return fallback(a);
+        const result = {} as { data: Record<string, unknown> };
+        let data: Record<string, unknown> | undefined;
+        Object.defineProperty(result, 'data', { enumerable: true, get: () => (data ??= raw.data()) });
+        Object.defineProperty(result, 'stringify', { enumerable: false, value: () => raw.body });
+        return result;
+      });
+    },
+  });
+
+  /**
    * yoga's request body limit (25 MB), without its cost on every request: yoga pipes each body
    * through a TransformStream (a stream pipeline and an AbortController per request, ~10 % of the
    * gateway's CPU under a query load). A valid Content-Length is enforced by Node's HTTP parser,
@@ -308,7 +340,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       return { walnats: st };
     },
     maxRequestBodySize: false, // useBodyLimit: the same limit, cheaper
-    plugins: [useWalnatsAuth(), useLimits(), useMutationTransaction(), useBodyLimit()],
+    plugins: [useWalnatsAuth(), useLimits(), useMutationTransaction(), useBodyLimit(), useRawReads()],
   });
 
   // ── graphql-ws ────────────────────────────────────────────────────────────────────
@@ -447,7 +479,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     ready: () => !closed && !!engine.model,
     report: () => ({ ...engine.model.report, permissionProblems: engine.permissionProblems }),
     refresh,
-    stats: () => ({ statements: engine.statements, subscriptions: openSubscriptions(), schemaVersion: version, eventExecutions: engine.eventExecutions }),
+    stats: () => ({
+      statements: engine.statements, subscriptions: openSubscriptions(), schemaVersion: version, eventExecutions: engine.eventExecutions,
+      rawReads: engine.rawReads, preparedStatements: engine.preparedCount(),
+    }),
     async close() {
       if (closed) return;
       closed = true;

@@ -89,3 +89,36 @@ export function parseLosslessJson(text: string): unknown {
   if (i !== text.length) throw new SyntaxError(`JSON: unexpected data at ${i}`);
   return v;
 }
+
+/**
+ * Postgres's JSON text (`{"a" : 1, "b" : [{…}, \n {…}]}`) without the whitespace between tokens,
+ * i.e. as JSON.stringify writes the same value. Strings are copied as they are: Postgres escapes
+ * exactly what JSON.stringify escapes (`"`, `\`, control characters; `\u00xx` in lower case).
+ * Returns undefined when a number has 10 or more digits: JSON.parse/graphql-js might not give
+ * those back unchanged (integers beyond 2^53, Int's 32-bit range), so the caller takes the slow path.
+ */
+export function compactJsonText(text: string): string | undefined {
+  let out = '';
+  let from = 0; // start of the pending run to copy
+  let digits = 0;
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34) {
+      // a string: skip to its closing quote
+      digits = 0;
+      for (i++; i < n; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 92) i++;
+        else if (d === 34) break;
+      }
+    } else if (c === 32 || c === 10 || c === 9 || c === 13) {
+      digits = 0;
+      if (i > from) out += text.slice(from, i);
+      from = i + 1;
+    } else if (c >= 48 && c <= 57) {
+      if (++digits >= 10) return undefined;
+    } else digits = 0;
+  }
+  return from === 0 ? text : out + text.slice(from);
+}

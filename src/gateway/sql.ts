@@ -28,6 +28,12 @@ export interface CompileCtx {
   n: number;
   /** Keys of the tables (CDC sources) this statement reads; live queries re-run on their changes. */
   tablesRead: Set<string>;
+  /**
+   * Set when the statement's JSON text is not exactly what graphql-js would serialize for it
+   * (see rawSafeColumn), or when the selection has meta fields (`__typename`) that only
+   * graphql-js fills in: the response must then go through graphql-js execution.
+   */
+  notRaw?: boolean;
 }
 
 export function newCtx(model: Model, access: RoleAccess, session: Session, fragments: CompileCtx['fragments'] = {}, variables: CompileCtx['variables'] = {}, rawVariables?: Record<string, unknown>): CompileCtx {
@@ -65,6 +71,16 @@ export function colExpr(expr: string, col: Pick<ColumnModel, 'scalar' | 'isArray
     default:
       return expr;
   }
+}
+
+/**
+ * Whether Postgres's JSON text of a column (as colExpr builds it) is exactly what graphql-js
+ * would serialize from it: strings, 32-bit integers and booleans whose scalars pass them through.
+ * Not: float8 (number formatting differs), json/jsonb (lossless big integers), timestamptz (`Z`
+ * normalization), arrays.
+ */
+export function rawSafeColumn(col: Pick<ColumnModel, 'scalar' | 'isArray'>): boolean {
+  return !col.isArray && col.scalar !== 'float8' && col.scalar !== 'json' && col.scalar !== 'jsonb' && col.scalar !== 'timestamptz';
 }
 
 /** A GraphQL input value → a node-postgres parameter for a column. */
@@ -113,7 +129,10 @@ export function collectFields(ctx: Pick<CompileCtx, 'fragments' | 'variables'>, 
       if (!include(sel)) continue;
       if (sel.kind === Kind.FIELD) {
         const name = sel.name.value;
-        if (name.startsWith('__')) continue;
+        if (name.startsWith('__')) {
+          (ctx as { notRaw?: boolean }).notRaw = true;
+          continue;
+        }
         const key = sel.alias?.value ?? name;
         const def = type.getFields()[name];
         if (!def) continue;
@@ -311,6 +330,7 @@ export function rowJson(ctx: CompileCtx, tm: TableModel, a: string, type: GraphQ
   for (const f of collectFields(ctx, type, sets)) {
     const col = tm.colByGql.get(f.name);
     if (col) {
+      if (!rawSafeColumn(col)) ctx.notRaw = true;
       pairs.push([f.key, colExpr(`${a}.${ident(col.name)}`, col)]);
       continue;
     }
@@ -407,6 +427,7 @@ export function aggregateSelect(ctx: CompileCtx, tm: TableModel, f: CollectedFie
             const col = tm.colByGql.get(c.name)!;
             const agg = `${fn}(_r.${ident(col.name)})`;
             const asNumeric = (fn === 'sum' || fn === 'avg') && col.scalar !== 'float8';
+            if (!asNumeric && !rawSafeColumn(col)) ctx.notRaw = true;
             inner.push([c.key, asNumeric ? `(${agg})::text` : colExpr(agg, col)]);
           }
           aggPairs.push([h.key, jsonObject(inner)]);
