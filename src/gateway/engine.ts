@@ -14,7 +14,7 @@ import {
   Channel, EventHub, decodeCursor, encodeCursor, evalBoolExp, lastStreamSeq, needsSql, parseSnapshot, tailTable, visibleIn,
   type Cursor, type DecodedEvent, type EventOp, type StreamSource, type Tail,
 } from './events.ts';
-import { compactJsonText, parseLosslessJson } from './json.ts';
+import { compactJsonText, mayHoldInexactNumbers, parseLosslessJson } from './json.ts';
 import { buildModel, type Model, type RelModel, type TableModel } from './model.ts';
 import { PgText, TEXT_ROW, compileDelete, compileInsert, compileReturning, compileUpdate, toRow, type ReturningShape, type Row } from './mutate.ts';
 import { adminAccess, checkPermissions, roleAccess, substituteSession, type BoolExp, type PermissionsSpec, type RoleAccess } from './permissions.ts';
@@ -33,6 +33,14 @@ export interface RequestState {
   rawVariables?: Record<string, unknown>;
   /** Subscribers sharing this (change-event subscription) execution; 1 when absent. */
   audience?: () => number;
+  /** A read's data may hold JsonNumbers: serialize the result with stringifyLossless. */
+  exactNumbers?: boolean;
+}
+
+/** A query's JSON text as data, jsonb numbers kept exactly (JsonNumber; see stringifyLossless). */
+function readData(st: RequestState, text: string): Record<string, unknown> {
+  if (mayHoldInexactNumbers(text)) st.exactNumbers = true;
+  return parseLosslessJson(text, true) as Record<string, unknown>;
 }
 
 /** A query's response, serialized from Postgres's JSON text (see GatewayEngine.rawQuery). */
@@ -242,7 +250,7 @@ export class GatewayEngine implements Engine {
     const res = await this.exec(st, sql, c.params, true);
     const row = res.rows[0];
     return {
-      data: parseLosslessJson(row.data) as Record<string, unknown>,
+      data: readData(st, row.data),
       cursor: wantsCursor ? encodeCursor({ seq, snap: parseSnapshot(row.snap) }) : undefined,
     };
   }
@@ -294,7 +302,7 @@ export class GatewayEngine implements Engine {
     }
     const compact = compactJsonText(text);
     if (compact === undefined) {
-      st.ops.set(op, Promise.resolve({ data: parseLosslessJson(text) as Record<string, unknown> }));
+      st.ops.set(op, Promise.resolve({ data: readData(st, text) }));
       return undefined;
     }
     this.rawReads++;

@@ -23,6 +23,7 @@ import { localGraphiql } from './graphiql.ts';
 import { RateLimitError, RateLimiter } from './ratelimit.ts';
 import { gatewayMetrics } from './metrics.ts';
 import { Fanout, shareable, type ShareTicket } from './fanout.ts';
+import { stringifyLossless } from './json.ts';
 
 export type { NameMappingReport } from './model.ts';
 export type { PermissionsSpec } from './permissions.ts';
@@ -279,6 +280,22 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   });
 
   /**
+   * Query results holding jsonb numbers a double cannot carry (JsonNumber) are written with
+   * their exact tokens: yoga serializes a result through its `stringify` when it has one.
+   */
+  const useLosslessNumbers = (): Plugin => ({
+    onExecute({ args }) {
+      return {
+        onExecuteDone({ result }) {
+          const st = (args.contextValue as { walnats?: RequestState }).walnats;
+          if (!st?.exactNumbers || !result || typeof result !== 'object' || Symbol.asyncIterator in result) return;
+          if (!Object.prototype.hasOwnProperty.call(result, 'stringify')) Object.defineProperty(result, 'stringify', { enumerable: false, value: stringifyLossless });
+        },
+      };
+    },
+  });
+
+  /**
    * yoga's request body limit (25 MB), without its cost on every request: yoga pipes each body
    * through a TransformStream (a stream pipeline and an AbortController per request, ~10 % of the
    * gateway's CPU under a query load). A valid Content-Length is enforced by Node's HTTP parser,
@@ -340,7 +357,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       return { walnats: st };
     },
     maxRequestBodySize: false, // useBodyLimit: the same limit, cheaper
-    plugins: [useWalnatsAuth(), useLimits(), useMutationTransaction(), useBodyLimit(), useRawReads()],
+    plugins: [useWalnatsAuth(), useLimits(), useMutationTransaction(), useBodyLimit(), useRawReads(), useLosslessNumbers()],
   });
 
   // ── graphql-ws ────────────────────────────────────────────────────────────────────

@@ -1,11 +1,71 @@
 /**
+ * A JSON number kept as its exact token (jsonb's `12345678901234567890`, `1.50`, `1e400` printed
+ * as 401 digits): what a JS number cannot hold. stringifyLossless writes the token as it is;
+ * plain JSON.stringify (toJSON) falls back to the nearest double.
+ */
+export class JsonNumber {
+  constructor(readonly text: string) {}
+  toJSON(): number {
+    return Number(this.text);
+  }
+  toString(): string {
+    return this.text;
+  }
+}
+
+/** A number token as a JS number when it prints back unchanged, else as a JsonNumber. */
+export function exactNumber(token: string): number | JsonNumber {
+  const n = Number(token);
+  return String(n) === token ? n : new JsonNumber(token);
+}
+
+/**
+ * Text that may hold a number JSON.parse would not give back as written: 16+ digits (integers
+ * beyond 2^53, long decimals), 17+ characters of digits and a point, exponents, trailing zeros
+ * of a fraction, small fractions (printed with an exponent by JS), negative zero. Strings that
+ * match only cost the slow path.
+ */
+const INEXACT = /\d{16,}|[\d.]{17,}|\d[eE]|\.\d*0(?!\d)|0\.0{5,}|-0(?![\d.])/;
+
+/** Whether parseLosslessJson(text, true) may give JsonNumbers (then serialize with stringifyLossless). */
+export function mayHoldInexactNumbers(text: string): boolean {
+  return INEXACT.test(text);
+}
+
+/** Random per process: a string can only look like a spliced number by guessing it. */
+const MARK = `\u0000walnats-number-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}:`;
+const MARKED = new RegExp(`"${JSON.stringify(MARK).slice(1, -1).replace(/\\/g, '\\\\')}([^"]*)"`, 'g');
+
+/**
+ * JSON.stringify that writes JsonNumbers as their exact tokens (toJSON objects, GraphQLErrors
+ * included, serialize as JSON.stringify would). Without JsonNumbers in the value it is
+ * JSON.stringify.
+ */
+export function stringifyLossless(value: unknown): string {
+  let marked = false;
+  const out = JSON.stringify(value, function (this: Record<string, unknown>, key: string, v: unknown) {
+    const orig = this[key];
+    if (orig instanceof JsonNumber) {
+      marked = true;
+      return MARK + orig.text;
+    }
+    return v;
+  });
+  return marked ? out.replace(MARKED, '$1') : out;
+}
+
+/**
  * JSON parsing that loses no digits: integers beyond Number.MAX_SAFE_INTEGER come back as
  * strings with their exact digits (the CDC daemon writes int8 as JSON numbers). Everything
  * else is what JSON.parse would give.
+ *
+ * With `exact`, every number that a JS number would not print back as written (big integers,
+ * long decimals, `1.50`, `1e400`) comes back as a JsonNumber instead (query results: jsonb
+ * numbers are output as Postgres stores them).
  */
-export function parseLosslessJson(text: string): unknown {
-  // Fast path: no integer literal of 16+ digits, JSON.parse is exact.
-  if (!/\d{16,}/.test(text)) return JSON.parse(text);
+export function parseLosslessJson(text: string, exact = false): unknown {
+  // Fast path: no number JSON.parse could change, JSON.parse is exact.
+  if (!(exact ? INEXACT : /\d{16,}/).test(text)) return JSON.parse(text);
   let i = 0;
   const ws = () => {
     while (i < text.length) {
@@ -54,14 +114,14 @@ export function parseLosslessJson(text: string): unknown {
       }
     }
     if (c === '"') return str();
-    const m = /^-?(?:0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
-    if (m) {
-      i += m[0].length;
-      if (!m[1] && !m[2]) {
-        const n = Number(m[0]);
-        return Number.isSafeInteger(n) ? n : m[0];
-      }
-      return Number(m[0]);
+    const end = numberEnd(text, i);
+    if (end > i) {
+      const token = text.slice(i, end);
+      i = end;
+      if (exact) return exactNumber(token);
+      const n = Number(token);
+      if (/^-?\d+$/.test(token)) return Number.isSafeInteger(n) ? n : token;
+      return n;
     }
     for (const [lit, v] of [['true', true], ['false', false], ['null', null]] as const) {
       if (text.startsWith(lit, i)) {
@@ -88,6 +148,32 @@ export function parseLosslessJson(text: string): unknown {
   ws();
   if (i !== text.length) throw new SyntaxError(`JSON: unexpected data at ${i}`);
   return v;
+}
+
+const isDigit = (c: number) => c >= 48 && c <= 57;
+
+/** The index after a JSON number token starting at `i` (RFC 8259 §6, any length), or `i`. */
+export function numberEnd(text: string, i: number): number {
+  let j = i;
+  if (text.charCodeAt(j) === 45) j++;
+  if (text.charCodeAt(j) === 48) j++;
+  else if (isDigit(text.charCodeAt(j))) while (isDigit(text.charCodeAt(j))) j++;
+  else return i;
+  if (text.charCodeAt(j) === 46 && isDigit(text.charCodeAt(j + 1))) {
+    j += 2;
+    while (isDigit(text.charCodeAt(j))) j++;
+  }
+  const e = text.charCodeAt(j);
+  if (e === 101 || e === 69) {
+    let k = j + 1;
+    const sign = text.charCodeAt(k);
+    if (sign === 43 || sign === 45) k++;
+    if (isDigit(text.charCodeAt(k))) {
+      while (isDigit(text.charCodeAt(k))) k++;
+      j = k;
+    }
+  }
+  return j;
 }
 
 /**

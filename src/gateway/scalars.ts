@@ -5,12 +5,13 @@
  */
 import { GraphQLBoolean, GraphQLError, GraphQLInt, GraphQLScalarType, GraphQLString, Kind, type ValueNode } from 'graphql/index.js';
 import type { ScalarName } from './model.ts';
+import { exactNumber } from './json.ts';
 
 function literal(ast: ValueNode, variables?: Record<string, unknown> | null, numbers = false): unknown {
   switch (ast.kind) {
     case Kind.INT:
     case Kind.FLOAT:
-      return numbers ? Number(ast.value) : ast.value; // exact digits kept as text unless JSON
+      return numbers ? exactNumber(ast.value) : ast.value; // exact digits: as text, or as a JsonNumber in JSON
     case Kind.STRING:
     case Kind.ENUM:
       return ast.value;

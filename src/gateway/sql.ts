@@ -11,6 +11,7 @@ import { quoteIdent } from '../replication/sql.ts';
 import type { ColumnModel, Model, RelModel, TableModel } from './model.ts';
 import type { BoolExp, RoleAccess, Session } from './permissions.ts';
 import { substituteSession } from './permissions.ts';
+import { stringifyLossless } from './json.ts';
 
 /** Identifiers are quoted as everywhere in walnats (and a NUL byte is refused). */
 export const ident = quoteIdent;
@@ -91,7 +92,7 @@ export function toParam(col: Pick<ColumnModel, 'scalar' | 'isArray'>, v: unknown
     switch (col.scalar) {
       case 'json':
       case 'jsonb':
-        return JSON.stringify(x);
+        return stringifyLossless(x); // number literals of the document keep their digits (JsonNumber)
       case 'bytea':
         return Buffer.from(String(x), 'base64');
       default:
