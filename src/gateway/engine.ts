@@ -370,7 +370,11 @@ export class GatewayEngine implements Engine {
       sql = compileDelete(c, tm, where, pk, shape);
     }
     const res = await this.exec(st, sql, c.params);
-    const out = parseLosslessJson(res.rows[0].data) as { row: unknown; affected_rows: number; check_failed: number };
+    const out = parseLosslessJson(res.rows[0].data) as { row: unknown; affected_rows: number; check_failed: number; update_check_failed?: number };
+    if ((out.update_check_failed ?? 0) > 0) {
+      // an upsert's update path, held to the update permission's check as update_x is
+      throw new GraphQLError('check constraint of an update permission has failed', { extensions: { code: 'permission-error' } });
+    }
     if (out.check_failed > 0) {
       throw new GraphQLError(`check constraint of an ${kind.startsWith('insert') ? 'insert' : 'update'} permission has failed`, { extensions: { code: 'permission-error' } });
     }
@@ -434,7 +438,8 @@ export class GatewayEngine implements Engine {
     for (const [k, x] of Object.entries({ ...fixed, ...keys })) row[k] = x;
     const c = newCtx(st.rs.model, st.access, st.principal.session, info.fragments, info.variableValues, st.rawVariables);
     const res = await this.exec(st, compileInsert(c, tm, [row], onConflict, TEXT_ROW), c.params);
-    const out = parseLosslessJson(res.rows[0].data) as { row: Record<string, string | null> | null; affected_rows: number; check_failed: number };
+    const out = parseLosslessJson(res.rows[0].data) as { row: Record<string, string | null> | null; affected_rows: number; check_failed: number; update_check_failed?: number };
+    if ((out.update_check_failed ?? 0) > 0) throw new GraphQLError(`check constraint of an update permission has failed (${tm.base})`, { extensions: { code: 'permission-error' } });
     if (out.check_failed > 0) throw new GraphQLError(`check constraint of an insert permission has failed (${tm.base})`, { extensions: { code: 'permission-error' } });
     if (!out.row) return null;
     counter.n++;

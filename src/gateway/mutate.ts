@@ -44,13 +44,24 @@ function col(tm: TableModel, name: string): ColumnModel {
   return c;
 }
 
-function output(ctx: CompileCtx, tm: TableModel, shape: ReturningShape | typeof TEXT_ROW, checkExp: BoolExp | null, affected?: number): string {
-  const checks = checkExp
-    ? `(SELECT count(*) FROM _m _c WHERE NOT coalesce(${boolExp(ctx, tm, '_c', substituteSession(checkExp, ctx.session), 'permission')}, false))`
-    : '0';
+/** The `_m` column an upsert's DO UPDATE adds: true for a row it inserted, false for one it updated. */
+const INSERTED = 'walnats$inserted';
+
+/**
+ * The statement's result from the rows in `_m`. `checkExp` is verified on every row, or, when
+ * `updateCheck` is given (an upsert that may update), `checkExp` on the rows inserted
+ * (`check_failed`) and `updateCheck` on the rows updated (`update_check_failed`).
+ */
+function output(ctx: CompileCtx, tm: TableModel, shape: ReturningShape | typeof TEXT_ROW, checkExp: BoolExp | null, affected?: number, updateCheck?: BoolExp | null): string {
+  const upsert = updateCheck !== undefined;
+  const failed = (exp: BoolExp | null, rows: string) =>
+    exp ? `(SELECT count(*) FROM _m _c WHERE ${rows}NOT coalesce(${boolExp(ctx, tm, '_c', substituteSession(exp, ctx.session), 'permission')}, false))` : '0';
+  const checks = upsert
+    ? `${failed(checkExp, `_c.${ident(INSERTED)} AND `)}, 'update_check_failed', ${failed(updateCheck, `NOT _c.${ident(INSERTED)} AND `)}`
+    : failed(checkExp, '');
   const count = affected === undefined ? '(SELECT count(*) FROM _m)' : String(affected);
   if (shape === TEXT_ROW) {
-    return `SELECT json_build_object('row', (SELECT json_object_agg(_k.key, _k.value) FROM (SELECT * FROM _m LIMIT 1) _o, json_each_text(row_to_json(_o)) _k), 'affected_rows', ${count}, 'check_failed', ${checks})::text AS data`;
+    return `SELECT json_build_object('row', (SELECT json_object_agg(_k.key, _k.value) FROM (SELECT * FROM _m LIMIT 1) _o, json_each_text(row_to_json(_o)) _k WHERE _k.key <> '${INSERTED}'), 'affected_rows', ${count}, 'check_failed', ${checks})::text AS data`;
   }
   const canSelect = !!ctx.access.table(tm.key)?.select;
   const filt = (a: string) => (canSelect ? selectFilter(ctx, tm, a) : 'false');
@@ -102,19 +113,31 @@ export function compileInsert(ctx: CompileCtx, tm: TableModel, rows: Row[], onCo
     values = all.map((r) => `(${names.map((n) => (n in r ? bind(ctx, col(tm, n), r[n]) : 'DEFAULT')).join(', ')})`).join(', ');
   }
   let conflict = '';
+  let updateCheck: BoolExp | null | undefined;
   if (onConflict) {
+    const constraint = ident(onConflict.constraint as string);
     const upd = (onConflict.update_columns as string[] | undefined) ?? [];
-    const uacc = ctx.access.table(tm.key)?.update;
-    if (upd.length === 0) conflict = ` ON CONFLICT ON CONSTRAINT ${ident(onConflict.constraint as string)} DO NOTHING`;
+    if (upd.length === 0) conflict = ` ON CONFLICT ON CONSTRAINT ${constraint} DO NOTHING`;
     else {
+      // The update path is an update_x: the role's update permission, its columns, filter
+      // (on the existing row), presets (over the client's values) and check (on the new row).
+      const uacc = ctx.access.table(tm.key)?.update;
       if (!uacc) throw new GraphQLError(`no update permission on ${tm.base}`, { extensions: { code: 'permission-error' } });
-      const conds = [boolExp(ctx, tm, '_t', onConflict.where as BoolExp)];
+      for (const n of upd) if (!uacc.columns.has(n)) throw new GraphQLError(`no update permission on column ${n}`, { extensions: { code: 'permission-error' } });
+      const upreset = substituteSession(uacc.set, ctx.session);
+      const assigns = [
+        ...upd.filter((n) => !(n in upreset)).map((n) => `${ident(col(tm, n).name)} = EXCLUDED.${ident(n)}`),
+        ...Object.entries(upreset).map(([n, v]) => `${ident(n)} = ${param(ctx, toParam(col(tm, n), v), col(tm, n).sqlType)}`),
+      ];
+      const conds = [boolExp(ctx, tm, '_t', onConflict.where as BoolExp | undefined)];
       if (uacc.filter) conds.push(boolExp(ctx, tm, '_t', substituteSession(uacc.filter, ctx.session), 'permission'));
-      conflict = ` ON CONFLICT ON CONSTRAINT ${ident(onConflict.constraint as string)} DO UPDATE SET ${upd.map((c) => `${ident(c)} = EXCLUDED.${ident(c)}`).join(', ')} WHERE ${conds.join(' AND ')}`;
+      conflict = ` ON CONFLICT ON CONSTRAINT ${constraint} DO UPDATE SET ${assigns.join(', ')} WHERE ${conds.join(' AND ')}`;
+      updateCheck = uacc.check;
     }
   }
-  const ret = shape === TEXT_ROW ? '_t.*, _t.ctid AS "walnats$ctid"' : '_t.*';
-  return `WITH _m AS (INSERT INTO ${tableRef(tm)} AS _t ${columns} VALUES ${values}${conflict} RETURNING ${ret}) ${output(ctx, tm, shape, acc.check)}`;
+  // An upserted row was inserted when it has no xmax (an updated one is locked by this transaction).
+  const ret = ['_t.*', ...(shape === TEXT_ROW ? ['_t.ctid AS "walnats$ctid"'] : []), ...(updateCheck !== undefined ? [`(_t.xmax = 0) AS ${ident(INSERTED)}`] : [])].join(', ');
+  return `WITH _m AS (INSERT INTO ${tableRef(tm)} AS _t ${columns} VALUES ${values}${conflict} RETURNING ${ret}) ${output(ctx, tm, shape, acc.check, undefined, updateCheck)}`;
 }
 
 export function compileUpdate(ctx: CompileCtx, tm: TableModel, where: BoolExp | null, pk: Row | null, set: Row, inc: Row, shape: ReturningShape): string {
