@@ -54,23 +54,52 @@ function decimalScalar(name: string, description: string, integer: boolean): Gra
   });
 }
 
-function stringScalar(name: string, description: string, normalize: (s: string) => string = (s) => s, validate?: (s: string) => boolean): GraphQLScalarType {
+function stringScalar(name: string, description: string, normalize: (s: string) => string = (s) => s, validate?: (s: string) => boolean, input: (s: string) => string = (s) => s): GraphQLScalarType {
   return new GraphQLScalarType({
     name,
     description,
     serialize: (v) => (typeof v === 'string' ? normalize(v) : v),
     parseValue: (v) => {
       if (typeof v !== 'string' || (validate && !validate(v))) throw new GraphQLError(`${name} cannot represent ${JSON.stringify(v)}`);
-      return v;
+      return input(v);
     },
     parseLiteral: (ast) => {
       if (ast.kind !== Kind.STRING || (validate && !validate(ast.value))) throw new GraphQLError(`${name} expects a string`);
-      return ast.value;
+      return input(ast.value);
     },
   });
 }
 
-const utc = (s: string) => s.replace(/\+00(:00)?$/, 'Z');
+/**
+ * Postgres's JSON of dates and timestamps → docs/values.md: BC values (`0044-03-15 BC`,
+ * `0044-03-15T12:00:00+00:00 BC`) in astronomical year numbering (`-0043-03-15`), and with
+ * `zone`, UTC written `Z`.
+ */
+function pgDate(s: string, zone = false): string {
+  let bc = false;
+  if (s.endsWith(' BC')) {
+    bc = true;
+    s = s.slice(0, -3);
+  }
+  if (zone) s = s.replace(/\+00(:00)?$/, 'Z');
+  if (!bc) return s;
+  const m = /^(\d{4,})(-.*)$/.exec(s);
+  if (!m) return s;
+  const year = 1 - Number(m[1]);
+  const abs = String(Math.abs(year)).padStart(4, '0');
+  return `${year < 0 ? '-' : ''}${abs}${m[2]}`;
+}
+const utc = (s: string) => pgDate(s, true);
+const plainDate = (s: string) => pgDate(s);
+
+/** Input in astronomical year numbering (`-0043-03-15…`, `0000-12-31`) → Postgres's ` BC` form. */
+export function bcInput(s: string): string {
+  const m = /^(-?)(\d{4,})(-\d\d-\d\d.*)$/.exec(s.trim());
+  if (!m) return s;
+  const year = m[1] ? -Number(m[2]) : Number(m[2]);
+  if (year > 0) return s;
+  return `${String(1 - year).padStart(4, '0')}${m[3]} BC`;
+}
 
 export const bigintScalar = decimalScalar('bigint', 'Postgres int8. Output as a string of exact digits; input as a string or an integer.', true);
 export const numericScalar = decimalScalar('numeric', 'Postgres numeric (and money). Output as a string exactly as Postgres prints it, scale kept; input as a string or a number.', false);
@@ -108,9 +137,9 @@ export const SCALAR_TYPES: Record<ScalarName, GraphQLScalarType> = {
   json: jsonScalar('json'),
   jsonb: jsonScalar('jsonb'),
   bytea: stringScalar('bytea', 'Postgres bytea as base64 (standard alphabet, padded).', (s) => s, (s) => /^[A-Za-z0-9+/]*={0,2}$/.test(s)),
-  date: stringScalar('date', 'Postgres date, `2024-02-29`; `infinity`, `-infinity`.'),
-  timestamp: stringScalar('timestamp', 'Postgres timestamp without time zone, ISO 8601, microseconds kept.'),
-  timestamptz: stringScalar('timestamptz', 'Postgres timestamptz, ISO 8601 in UTC (`Z`), microseconds kept. Input: any zone.', utc),
+  date: stringScalar('date', 'Postgres date, `2024-02-29`; `infinity`, `-infinity`; BC in astronomical years (`-0043-03-15` is 44 BC).', plainDate, undefined, bcInput),
+  timestamp: stringScalar('timestamp', 'Postgres timestamp without time zone, ISO 8601, microseconds kept; BC in astronomical years.', plainDate, undefined, bcInput),
+  timestamptz: stringScalar('timestamptz', 'Postgres timestamptz, ISO 8601 in UTC (`Z`), microseconds kept; BC in astronomical years. Input: any zone.', utc, undefined, bcInput),
   time: stringScalar('time', 'Postgres time.'),
   timetz: stringScalar('timetz', 'Postgres timetz.'),
   interval: stringScalar('interval', 'Postgres interval, ISO 8601 duration (months, days and time kept apart).'),
@@ -127,19 +156,20 @@ const arrayScalars = new Map<string, GraphQLScalarType>();
 export function arrayScalar(elem: ScalarName): GraphQLScalarType {
   let s = arrayScalars.get(elem);
   if (!s) {
-    const f = elem === 'timestamptz' ? utc : (x: string) => x;
+    const dated = elem === 'date' || elem === 'timestamp' || elem === 'timestamptz';
+    const f = elem === 'timestamptz' ? utc : elem === 'date' || elem === 'timestamp' ? plainDate : (x: string) => x;
     s = new GraphQLScalarType({
       name: '_' + elem,
       description: `Postgres array of ${elem}, as a JSON array (nested for multi-dimensional arrays, null elements kept).`,
       serialize: (v) => normalizeDeep(v, f),
       parseValue: (v) => {
         if (!Array.isArray(v)) throw new GraphQLError(`_${elem} expects a list`);
-        return v;
+        return dated ? normalizeDeep(v, bcInput) : v;
       },
       parseLiteral: (ast, vars) => {
         const v = literal(ast, vars);
         if (!Array.isArray(v)) throw new GraphQLError(`_${elem} expects a list`);
-        return v;
+        return dated ? normalizeDeep(v, bcInput) : v;
       },
     });
     arrayScalars.set(elem, s);

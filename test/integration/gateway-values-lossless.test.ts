@@ -61,3 +61,32 @@ describe('gateway: lossless values in query results', () => {
     expect(row.j).toBe('{"d": 0.10000000000000000000001, "k": [1.50, 0, 7], "n": 12345678901234567890}');
   });
 });
+
+describe('gateway: BC dates and timestamps', () => {
+  const { rig } = useRig({ sqlText: SCHEMA, gateway: { adminSecret: ADMIN } });
+  const post = async (query: string, variables?: Record<string, unknown>) => {
+    const r = await fetch(rig.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', ...admin }, body: JSON.stringify({ query, variables }) });
+    return { text: await r.text() };
+  };
+
+  it('come back in astronomical year numbering, timestamptz in UTC with Z (docs/values.md)', async () => {
+    const [{ id }] = await rig.sql<{ id: number }>(`INSERT INTO vals (d, ts, tstz, da, tsa) VALUES ('0044-03-15 BC', '0044-03-15 12:00:00.5 BC', '0044-03-15 12:00:00+00 BC', '{0001-12-31 BC,2024-02-29,NULL}', '{4713-01-01 00:00:00+00 BC}') RETURNING id`);
+    const r = await post(`query($id: Int!) { vals_by_pk(id: $id) { d ts tstz da tsa } }`, { id });
+    expect(r.text).toBe('{"data":{"vals_by_pk":{"d":"-0043-03-15","ts":"-0043-03-15T12:00:00.5","tstz":"-0043-03-15T12:00:00Z","da":["0000-12-31","2024-02-29",null],"tsa":["-4712-01-01T00:00:00Z"]}}}');
+  });
+
+  it('are accepted in that form as input (variables and literals) and mean the BC dates', async () => {
+    const ins = await post(`mutation($o: vals_insert_input!) { insert_vals_one(object: $o) { id d ts tstz da } }`, {
+      o: { d: '-0043-03-15', ts: '-0043-03-15T12:00:00', tstz: '-0043-03-15T13:00:00+01:00', da: ['0000-12-31', '-4712-01-01'] },
+    });
+    const body = JSON.parse(ins.text);
+    expect(body.errors).toBeUndefined();
+    expect(body.data.insert_vals_one).toMatchObject({ d: '-0043-03-15', ts: '-0043-03-15T12:00:00', tstz: '-0043-03-15T12:00:00Z', da: ['0000-12-31', '-4712-01-01'] });
+    const [row] = await rig.sql<{ d: string; ts: string; da: string }>(`SELECT d::text, ts::text, da::text FROM vals WHERE id = $1`, [body.data.insert_vals_one.id]);
+    expect(row).toEqual({ d: '0044-03-15 BC', ts: '0044-03-15 12:00:00 BC', da: '{"0001-12-31 BC","4713-01-01 BC"}' });
+    const lit = JSON.parse((await post(`mutation { insert_vals_one(object: {d: "-0043-03-15"}) { d } }`)).text);
+    expect(lit.data.insert_vals_one.d).toBe('-0043-03-15');
+    const where = JSON.parse((await post(`{ vals(where: {d: {_eq: "-0043-03-15"}}) { d } }`)).text);
+    expect(where.data.vals.length).toBeGreaterThan(0);
+  });
+});
