@@ -148,6 +148,10 @@ export const SCALAR_TYPES: Record<ScalarName, GraphQLScalarType> = {
 function normalizeDeep(v: unknown, f: (s: string) => string): unknown {
   if (typeof v === 'string') return f(v);
   if (Array.isArray(v)) return v.map((x) => normalizeDeep(x, f));
+  if (v && typeof v === 'object' && Array.isArray((v as { values?: unknown }).values) && Array.isArray((v as { lower_bounds?: unknown }).lower_bounds)) {
+    // an array whose lower bounds are not all 1 (docs/values.md)
+    return { ...v, values: normalizeDeep((v as { values: unknown[] }).values, f) };
+  }
   return v;
 }
 

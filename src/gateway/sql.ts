@@ -54,8 +54,21 @@ function read(ctx: CompileCtx, tm: TableModel) {
 
 // ── values ─────────────────────────────────────────────────────────────────────────
 
+/**
+ * An array's JSON keeping lower bounds other than 1 as docs/values.md gives them (what change
+ * events carry): `{"lower_bounds":[0],"values":[1,2]}`; `arr` is the array, `j` its JSON-ready form.
+ */
+function boundedArray(arr: string, j: string): string {
+  return `CASE WHEN array_dims(${arr}) ~ '\\[(-|[02-9]|1[0-9])' THEN json_build_object('lower_bounds', (SELECT json_agg(array_lower(${arr}, _d) ORDER BY _d) FROM generate_series(1, array_ndims(${arr})) _d), 'values', to_json(${j})) ELSE to_json(${j}) END`;
+}
+
 /** JSON-ready SQL expression of a column (or of an aggregate over it). */
 export function colExpr(expr: string, col: Pick<ColumnModel, 'scalar' | 'isArray' | 'type'>): string {
+  const j = colValue(expr, col);
+  return col.isArray && col.scalar !== 'bytea' ? boundedArray(expr, j) : j;
+}
+
+function colValue(expr: string, col: Pick<ColumnModel, 'scalar' | 'isArray' | 'type'>): string {
   switch (col.scalar) {
     case 'bigint':
     case 'numeric': {

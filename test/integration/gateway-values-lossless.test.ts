@@ -90,3 +90,17 @@ describe('gateway: BC dates and timestamps', () => {
     expect(where.data.vals.length).toBeGreaterThan(0);
   });
 });
+
+describe('gateway: arrays whose lower bounds are not 1', () => {
+  const { rig } = useRig({ sqlText: SCHEMA, gateway: { adminSecret: ADMIN } });
+  const post = async (query: string, variables?: Record<string, unknown>) => {
+    const r = await fetch(rig.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', ...admin }, body: JSON.stringify({ query, variables }) });
+    return { text: await r.text() };
+  };
+
+  it('keep their bounds as {"lower_bounds":[…],"values":[…]}; bounds of 1 stay plain arrays', async () => {
+    const [{ id }] = await rig.sql<{ id: number }>(`INSERT INTO vals (ia, m2, ba, tsa, da) VALUES ('[0:1]={1,2}', '[2:3][1:1]={{1},{2}}', '[-2:-1]={9223372036854775807,NULL}', '[0:0]={2024-02-29 12:00:00+00}', '{2024-02-29}') RETURNING id`);
+    const r = await post(`query($id: Int!) { vals_by_pk(id: $id) { ia m2 ba tsa da } }`, { id });
+    expect(r.text).toBe('{"data":{"vals_by_pk":{"ia":{"lower_bounds":[0],"values":[1,2]},"m2":{"lower_bounds":[2,1],"values":[[1],[2]]},"ba":{"lower_bounds":[-2],"values":["9223372036854775807",null]},"tsa":{"lower_bounds":[0],"values":["2024-02-29T12:00:00Z"]},"da":["2024-02-29"]}}}');
+  });
+});
