@@ -22,6 +22,7 @@ import type { Principal } from './auth.ts';
 import { buildRoleSchema, type Engine, type MutationKind, type RootKind, type RoleSchema } from './schema.ts';
 import { collectFields, jsonObject, newCtx, rootSelect, boolExp, tableRef } from './sql.ts';
 import { runValidator, validatorFor, type Validators } from './validators.ts';
+import { waitUntilVisible } from '../replication/visibility.ts';
 
 export interface RequestState {
   principal: Principal;
@@ -615,6 +616,8 @@ export class GatewayEngine implements Engine {
     let running = false;
     let dirty = true;
     let last: string | undefined;
+    /** Transactions of the events since the last run: the re-run must see them (replication/visibility.ts). */
+    const awaited = new Set<bigint>();
     const run = async () => {
       if (running) return;
       running = true;
@@ -622,6 +625,14 @@ export class GatewayEngine implements Engine {
         while (dirty && !ch.closed) {
           dirty = false;
           await new Promise((r) => setImmediate(r)); // let a burst of events coalesce
+          if (awaited.size) {
+            const xids = [...awaited];
+            awaited.clear();
+            await waitUntilVisible(this.o.pool, xids, {
+              cancelled: () => ch.closed,
+              onSlow: (waiting, ms) => this.o.logger.warn({ xids: waiting, ms }, 'live query: waiting for committed transactions to become visible (synchronous replication?)'),
+            });
+          }
           const res = await this.exec(st, sql, params, true);
           const text = res.rows[0].data as string;
           if (text !== last && !ch.closed) {
@@ -636,7 +647,8 @@ export class GatewayEngine implements Engine {
         running = false;
       }
     };
-    const onEvent = () => {
+    const onEvent = (e: DecodedEvent) => {
+      if (e.txid !== null) awaited.add(e.txid);
       dirty = true;
       void run();
     };

@@ -24,6 +24,7 @@ import type { ChangeObserver, NewSlotContext, SessionContext } from '../cdc/daem
 import type { Publisher } from '../publisher/publisher.ts';
 import type { SnapshotMode } from '../config.ts';
 import { quoteLiteral } from '../replication/sql.ts';
+import { waitForCommittedInvisible } from '../replication/visibility.ts';
 import {
   BACKFILL_MIN_SERVER_VERSION,
   BACKFILL_NEEDS_PG14,
@@ -345,6 +346,13 @@ class Backfill implements ChangeObserver {
     const p: Pending = { token: `${this.session}.${++this.chunkNo}`, job, tp, table, keyNames, rows: null, open: false, changed: new Set(), unknownKey: false, truncated: false, seen };
     this.pending = p;
     await this.emit(p.token, 'low');
+    // A commit written before the low watermark but still invisible (held by a synchronous
+    // standby) would be missing from the chunk while its change sits before the window:
+    // the chunk would publish the row as it was before it (replication/visibility.ts).
+    await waitForCommittedInvisible(conn, {
+      cancelled: () => this.closed,
+      onSlow: (xids, ms) => this.opts.logger.warn({ snapshot: job.id, xids, ms }, 'backfill: waiting for committed transactions to become visible (synchronous replication?)'),
+    });
     if (tp && table) {
       const r = await conn.query<TupleData>({ text: chunkReadSql(table, tp.after), values: [...(tp.after ?? []), this.chunkSize], rowMode: 'array' });
       p.rows = r.rows;
