@@ -14,6 +14,7 @@
  * Control events carry the position headers of a read (`Walnats-Op: read`, the LSN they
  * belong to, seq 0), so the resume logic treats them like the reads they follow.
  */
+import { parseQualifiedName } from '../replication/sql.ts';
 import type { JetStreamManager, StoredMsg } from '@nats-io/jetstream';
 import { formatLsn, type Lsn } from '../lsn.ts';
 import type { OutboundEvent } from '../events/envelope.ts';
@@ -134,14 +135,40 @@ export function buildControlEvent(
 }
 
 export function parseRequest(content: Uint8Array | string): SnapshotRequest | null {
+  const r = readRequest(content);
+  return 'problem' in r ? null : r;
+}
+
+/**
+ * A snapshot request message, or what is wrong with it. Tables are objects
+ * `{"schema":"public","table":"orders"}` (what `walnats snapshot` writes) or names as the
+ * command takes them (`"public.orders"`, `"\"my schema\".\"line items\""`, `"orders"`).
+ */
+export function readRequest(content: Uint8Array | string): SnapshotRequest | { problem: string } {
+  let v: { id?: unknown; tables?: unknown };
   try {
-    const v = JSON.parse(typeof content === 'string' ? content : new TextDecoder().decode(content)) as SnapshotRequest;
-    if (typeof v.id !== 'string' || !Array.isArray(v.tables)) return null;
-    if (!v.tables.every((t) => typeof t?.schema === 'string' && typeof t?.table === 'string')) return null;
-    return { id: v.id, tables: v.tables.map((t) => ({ schema: t.schema, table: t.table })) };
-  } catch {
-    return null;
+    v = JSON.parse(typeof content === 'string' ? content : new TextDecoder().decode(content)) as typeof v;
+  } catch (err) {
+    return { problem: `not JSON (${(err as Error).message})` };
   }
+  if (typeof v !== 'object' || v === null) return { problem: 'not a JSON object' };
+  if (typeof v.id !== 'string' || v.id === '') return { problem: '"id" must be a non-empty string' };
+  if (!Array.isArray(v.tables) || v.tables.length === 0) return { problem: '"tables" must be a non-empty array' };
+  const tables: Array<{ schema: string; table: string }> = [];
+  for (const t of v.tables as unknown[]) {
+    if (typeof t === 'string') {
+      try {
+        tables.push(parseQualifiedName(t));
+      } catch (err) {
+        return { problem: `table ${JSON.stringify(t)}: ${(err as Error).message}` };
+      }
+    } else if (typeof (t as { schema?: unknown })?.schema === 'string' && typeof (t as { table?: unknown })?.table === 'string') {
+      tables.push({ schema: (t as { schema: string }).schema, table: (t as { table: string }).table });
+    } else {
+      return { problem: `each table must be {"schema":…,"table":…} or a name like "public.orders", not ${JSON.stringify(t)}` };
+    }
+  }
+  return { id: v.id, tables };
 }
 
 const getOrNull = (jsm: JetStreamManager, stream: string, query: object): Promise<StoredMsg | null> =>

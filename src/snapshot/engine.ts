@@ -40,7 +40,7 @@ import {
 import {
   buildControlEvent,
   nextRowIndex,
-  parseRequest,
+  readRequest,
   recoverState,
   REQUEST_PREFIX,
   WATERMARK_PREFIX,
@@ -404,9 +404,13 @@ class Backfill implements ChangeObserver {
         return { drop: true, events };
       }
       if (c.prefix === REQUEST_PREFIX) {
-        const req = parseRequest(c.content);
-        if (req) this.accept(req);
-        else this.opts.logger.warn('ignoring a malformed snapshot request message');
+        const req = readRequest(c.content);
+        if ('problem' in req) {
+          this.opts.logger.warn(
+            { lsn: formatLsn(c.lsn ?? c.commitLsn), content: new TextDecoder().decode(c.content.subarray(0, 500)) },
+            `ignoring a snapshot request message: ${req.problem}`,
+          );
+        } else this.accept(req);
       }
       return undefined;
     }

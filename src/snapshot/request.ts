@@ -89,7 +89,31 @@ export async function requestSnapshot(config: WalnatsConfig, tables: string[], o
   }
 }
 
-/** Draws `[#####-----]  45% public.orders 45000/100000 rows 12000 rows/s` until the job finishes. */
+/**
+ * One progress line: the bar and percentage over the whole job, then the table being read with
+ * its own rows, then (several tables) the job's rows:
+ * `[#####-----]  45% public.orders 45000/~100000 rows · 12000 rows/s`
+ * `[########--]  80% public.pairs 600/~1000 rows · 2 tables 50600/~51000 rows · 12000 rows/s`.
+ */
+export function progressLine(tables: TableProgress[], current: TableProgress | null, finished: boolean, elapsedMs: number): string {
+  const rows = tables.reduce((s, t) => s + t.rows, 0);
+  const estimateOf = (t: TableProgress) => Math.max(t.estimated ?? 0, t.rows);
+  const estimated = tables.reduce((s, t) => s + estimateOf(t), 0);
+  const frac = finished ? 1 : estimated > 0 ? Math.min(1, rows / estimated) : 0;
+  const width = 30;
+  const filled = Math.round(frac * width);
+  const count = (n: number, est: number) => `${n}${est ? `/~${est}` : ''} rows`;
+  const parts = [`[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${String(Math.round(frac * 100)).padStart(3)}%`];
+  if (current) {
+    const cur = tables.find((t) => t.schema === current.schema && t.table === current.table) ?? current;
+    parts.push(` ${current.schema}.${current.table} ${count(cur.rows, estimateOf(cur))}`);
+  }
+  if (tables.length > 1) parts.push(` · ${tables.length} tables ${count(rows, estimated)}`);
+  parts.push(` · ${Math.round(rows / Math.max(0.001, elapsedMs / 1000))} rows/s`);
+  return parts.join('');
+}
+
+/** Draws a `progressLine` on each control event until the job finishes. */
 async function watchProgress(nc: NatsConnection, subject: string, id: string, out: NodeJS.WriteStream): Promise<number> {
   const sub = nc.subscribe(subject);
   const started = Date.now();
@@ -106,18 +130,11 @@ async function watchProgress(nc: NatsConnection, subject: string, id: string, ou
     const job = body.state.jobs.find((j) => j.id === id);
     for (const t of [...(job?.tables ?? []), ...(body.table ? [body.table] : [])]) seen.set(`${t.schema}.${t.table}`, t);
     const tables = [...seen.values()];
-    const rows = tables.reduce((s, t) => s + t.rows, 0);
-    const estimated = tables.reduce((s, t) => s + Math.max(t.estimated ?? 0, t.rows), 0);
-    const current = body.table ? `${body.table.schema}.${body.table.table}` : '';
-    const frac = body.event === 'finished' ? 1 : estimated > 0 ? Math.min(1, rows / estimated) : 0;
-    const width = 30;
-    const filled = Math.round(frac * width);
-    const rate = Math.round(rows / Math.max(0.001, (Date.now() - started) / 1000));
-    out.write(`\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${String(Math.round(frac * 100)).padStart(3)}% ${current} ${rows}${estimated ? `/~${estimated}` : ''} rows ${rate} rows/s\u001b[K`);
+    out.write(`\r${progressLine(tables, body.table ?? null, body.event === 'finished', Date.now() - started)}\u001b[K`);
     if (body.event === 'finished') {
       out.write('\n');
       sub.unsubscribe();
-      return rows;
+      return tables.reduce((s, t) => s + t.rows, 0);
     }
   }
   return 0;
