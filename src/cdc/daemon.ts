@@ -16,7 +16,7 @@ import { createEventBuilder, type EventBuilder, type OutboundEvent } from '../ev
 import { comparePositions, type EventPosition } from '../events/position.ts';
 import { defaultStreamName, HEARTBEAT_PREFIX, streamSubjects } from '../events/subject.ts';
 import { buildDeadLetterEvent } from '../events/dead-letter.ts';
-import { ensureStream } from '../publisher/stream.ts';
+import { ensureStream, StreamConflictError } from '../publisher/stream.ts';
 import { readStreamTail } from '../publisher/position.ts';
 import { createPublisher, type Publisher } from '../publisher/publisher.ts';
 import { openCatalogConnection, openReplicationConnection, identifySystem } from '../replication/connection.ts';
@@ -108,12 +108,15 @@ export class FatalCdcError extends Error {
 
 /**
  * Failures that retrying cannot fix: our own fatal errors, setup problems (a slot of another
- * database, a publication that does not match, create_* off and nothing there) and missing
+ * database, a publication that does not match, create_* off and nothing there, a stream that
+ * conflicts with the configuration) and missing
  * privileges. They stop the daemon with the reason instead of looping; a supervisor
  * (systemd, Kubernetes) restarts it once someone has fixed the cause.
  */
 function isFatal(err: unknown): boolean {
-  if (err instanceof FatalCdcError || err instanceof SetupError) return true;
+  // A stream that conflicts with the configuration (overlapping subjects, other retention or
+  // storage, sealed) stays so until someone changes it.
+  if (err instanceof FatalCdcError || err instanceof SetupError || err instanceof StreamConflictError) return true;
   const code = (err as { code?: string; cause?: { code?: string } }).code ?? (err as { cause?: { code?: string } }).cause?.code;
   return code === '42501'; // insufficient_privilege
 }

@@ -104,7 +104,8 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
       const msg = (err as Error)?.message ?? String(err);
       if (/overlap/i.test(msg)) {
         throw new StreamConflictError(
-          `cannot create stream ${spec.name}: its subjects ${spec.subjects.join(', ')} overlap another stream's (${msg})`,
+          `cannot create stream ${spec.name}: its subjects ${spec.subjects.join(', ')} overlap another stream's (${msg}); ` +
+            `each walnats daemon needs subjects of its own: give a second daemon on the same database its own prefix (--prefix), or remove the other stream`,
           { cause: err },
         );
       }

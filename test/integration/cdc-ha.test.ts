@@ -5,6 +5,7 @@
  * error, not a silent new start; heartbeats through the WAL.
  */
 import { describe, expect, it } from 'vitest';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { DaemonProcess } from '../harness/daemon-process.ts';
 import { readStream, readFiltered } from '../harness/stream.ts';
 import { waitFor } from '../harness/ports.ts';
@@ -99,6 +100,22 @@ describe('poison changes', () => {
     expect(parked[0].headers['Nats-Msg-Id']).toBe(`${parked[0].body.source.commit_lsn}:1`);
     expectCleanStream(events);
   }, 60_000);
+});
+
+describe('stream conflicts', () => {
+  it('a stream whose subjects overlap another stream is a clear error that stops the daemon instead of a retry loop', async () => {
+    const { db, start } = await setup('stream_overlap', { WALNATS_STREAM_NAME: 'second_daemon' });
+    const jsm = await jetstreamManager(suite.nc);
+    await jsm.streams.add({ name: 'squatter', subjects: [`walnats.${escapeToken(db)}.>`] });
+    try {
+      const refused = start();
+      expect(await refused.exited).not.toBe(0);
+      expect(refused.log()).toMatch(/cannot create stream second_daemon: its subjects .* overlap another stream's.*its own prefix \(--prefix\)/);
+      expect(refused.log()).not.toMatch(/retrying/);
+    } finally {
+      await jsm.streams.delete('squatter');
+    }
+  });
 });
 
 describe('slot health', () => {
