@@ -38,6 +38,17 @@ export interface RequestState {
   exactNumbers?: boolean;
 }
 
+/**
+ * The root field of a subscription resolving one payload: marks the request state for the
+ * result graphql-js is executing (results are pulled one at a time, so the mark is this
+ * payload's until the next one resolves).
+ */
+export function subscriptionPayload(payload: unknown, ctx: unknown): unknown {
+  const st = (ctx as { walnats?: RequestState })?.walnats;
+  if (st) st.exactNumbers = !!payload && typeof payload === 'object' && EXACT_PAYLOADS.has(payload);
+  return payload;
+}
+
 /** A query's JSON text as data, jsonb numbers kept exactly (JsonNumber; see stringifyLossless). */
 function readData(st: RequestState, text: string): Record<string, unknown> {
   if (mayHoldInexactNumbers(text)) st.exactNumbers = true;
@@ -99,7 +110,12 @@ interface Payload {
   commit_lsn: string | null;
   seq: number | null;
   row: Record<string, unknown> | null; // Postgres names, for the client's where
+  /** old/new hold JsonNumbers (jsonb numbers a double cannot carry). */
+  exact: boolean;
 }
+
+/** Subscription payloads holding JsonNumbers: their results are serialized with stringifyLossless. */
+const EXACT_PAYLOADS = new WeakSet<object>();
 
 export class GatewayEngine implements Engine {
   model!: Model;
@@ -371,7 +387,7 @@ export class GatewayEngine implements Engine {
       sql = compileDelete(c, tm, where, pk, shape);
     }
     const res = await this.exec(st, sql, c.params);
-    const out = parseLosslessJson(res.rows[0].data) as { row: unknown; affected_rows: number; check_failed: number; update_check_failed?: number };
+    const out = readData(st, res.rows[0].data) as { row: unknown; affected_rows: number; check_failed: number; update_check_failed?: number };
     if ((out.update_check_failed ?? 0) > 0) {
       // an upsert's update path, held to the update permission's check as update_x is
       throw new GraphQLError('check constraint of an update permission has failed', { extensions: { code: 'permission-error' } });
@@ -401,7 +417,7 @@ export class GatewayEngine implements Engine {
     const c = newCtx(st.rs.model, st.access, st.principal.session, info.fragments, info.variableValues, st.rawVariables);
     const res = await this.exec(st, compileReturning(c, tm, written, shape, counter.n), c.params);
     if (shape.type.name === 'String') return null;
-    return (parseLosslessJson(res.rows[0].data) as { row: unknown }).row;
+    return (readData(st, res.rows[0].data) as { row: unknown }).row;
   }
 
   /** Inserts one object and its nested rows; returns the row in Postgres text form, or null when on_conflict skipped it. */
@@ -500,11 +516,13 @@ export class GatewayEngine implements Engine {
         const p = await this.project(st, tm, e, view);
         if (!p) return;
         if (where && e.op !== 'TRUNCATE' && !(p.row && evalBoolExp(tm, p.row, where, 'graphql'))) return;
-        const { row: _row, ...out } = p;
+        const { row: _row, exact, ...out } = p;
         void _row;
         this.eventExecutions++;
         this.o.onDelivery?.(tm.key, st.audience?.() ?? 1);
-        ch.push({ ...out, cursor: encodeCursor({ seq: e.streamSeq, snap: from?.snap }) });
+        const payload = { ...out, cursor: encodeCursor({ seq: e.streamSeq, snap: from?.snap }) };
+        if (exact) EXACT_PAYLOADS.add(payload);
+        ch.push(payload);
       }).catch((err) => ch.fail(err));
     };
     const onError = (err: unknown) => {
@@ -559,22 +577,33 @@ export class GatewayEngine implements Engine {
       return needsSql(tm, filter, 'permission') ? this.sqlCheck(st, tm, r, filter) : evalBoolExp(tm, r, filter, 'permission');
     };
     if (e.op !== 'TRUNCATE' && !(await passes(row))) return null;
-    const proj = (r: Record<string, unknown> | null) => {
+    let exact = false;
+    // json/jsonb columns from the event's exact values (JsonNumbers), the others as decoded
+    const proj = (r: Record<string, unknown> | null, x: Record<string, unknown> | null | undefined) => {
       if (!r) return null;
       const o: Record<string, unknown> = {};
-      for (const c of tm.columns) if (columns.has(c.name) && c.name in r) o[c.gql] = r[c.name];
+      for (const c of tm.columns) {
+        if (!columns.has(c.name) || !(c.name in r)) continue;
+        let v = r[c.name];
+        if (x && (c.scalar === 'jsonb' || c.scalar === 'json') && x[c.name] !== v) {
+          v = x[c.name];
+          exact = true;
+        }
+        o[c.gql] = v;
+      }
       return o;
     };
     const oldVisible = e.op === 'DELETE' ? true : e.before ? await passes(e.before) : false;
     return {
       op: e.op,
-      old: oldVisible ? proj(e.before) : null,
-      new: e.op === 'DELETE' ? null : proj(e.after),
+      old: oldVisible ? proj(e.before, e.exact?.before) : null,
+      new: e.op === 'DELETE' ? null : proj(e.after, e.exact?.after),
       unchanged: e.unchanged.filter((n) => columns.has(n)).map((n) => tm.colByPg.get(n)?.gql ?? n),
       commit_time: e.commitTime,
       commit_lsn: e.commitLsn,
       seq: e.seq,
       row,
+      exact,
     };
   }
 
@@ -590,6 +619,10 @@ export class GatewayEngine implements Engine {
       this.o.logger.warn({ err, table: tm.key }, 'row filter check of an event failed: event withheld');
       return false;
     }
+  }
+
+  payload(payload: unknown, ctx: unknown): unknown {
+    return subscriptionPayload(payload, ctx);
   }
 
   // ── subscriptions: live queries ─────────────────────────────────────────────────
@@ -637,7 +670,10 @@ export class GatewayEngine implements Engine {
           const text = res.rows[0].data as string;
           if (text !== last && !ch.closed) {
             last = text;
-            ch.push((parseLosslessJson(text) as Record<string, unknown>)[info.path.key as string]);
+            const seen = { exact: false };
+            const value = (parseLosslessJson(text, true, seen) as Record<string, unknown>)[info.path.key as string];
+            if (seen.exact && value && typeof value === 'object') EXACT_PAYLOADS.add(value);
+            ch.push(value);
             this.o.onDelivery?.(tm.key, 1);
           }
         }

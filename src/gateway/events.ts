@@ -8,7 +8,7 @@ import { GraphQLError } from 'graphql/index.js';
 import type { Logger } from 'pino';
 import { HEADER_COMMIT_LSN, HEADER_SCHEMA, HEADER_TABLE } from '../events/position.ts';
 import { tableSubject, unescapeToken } from '../events/subject.ts';
-import { parseLosslessJson } from './json.ts';
+import { parseLosslessJson, plainNumbers } from './json.ts';
 import type { ColumnModel, TableModel } from './model.ts';
 import type { BoolExp } from './permissions.ts';
 import { lookupColumn } from './sql.ts';
@@ -28,6 +28,12 @@ export interface DecodedEvent {
   seq: number | null;
   txid: bigint | null;
   commitTime: string | null;
+  /**
+   * `before`/`after` with the numbers a JS number cannot carry as JsonNumbers (jsonb numbers
+   * as Postgres printed them); present only when the body held such numbers. `before`/`after`
+   * themselves hold those numbers as parseLosslessJson gives them (int8 beyond 2^53 as strings).
+   */
+  exact?: { before: Record<string, unknown> | null; after: Record<string, unknown> | null };
 }
 
 const dec = new TextDecoder();
@@ -45,10 +51,16 @@ function headerName(m: Pick<JsMsg, 'headers'>, header: string): string {
 
 export function decodeEvent(m: Pick<JsMsg, 'seq' | 'data' | 'headers'>): DecodedEvent | null {
   let body: Record<string, unknown>;
+  const seen = { exact: false };
+  let exact: DecodedEvent['exact'];
   try {
-    body = parseLosslessJson(dec.decode(m.data)) as Record<string, unknown>;
+    body = parseLosslessJson(dec.decode(m.data), true, seen) as Record<string, unknown>;
   } catch {
     return null;
+  }
+  if (seen.exact) {
+    exact = { before: (body.before as Record<string, unknown>) ?? null, after: (body.after as Record<string, unknown>) ?? null };
+    body = plainNumbers(body) as Record<string, unknown>;
   }
   const op = OPS[body.op as string];
   if (!op) return null;
@@ -66,6 +78,7 @@ export function decodeEvent(m: Pick<JsMsg, 'seq' | 'data' | 'headers'>): Decoded
     seq: src.seq != null ? Number(src.seq) : null,
     txid: src.txid != null ? BigInt(src.txid as number | string) : null,
     commitTime: ts != null ? new Date(ts).toISOString() : null,
+    ...(exact ? { exact } : {}),
   };
 }
 

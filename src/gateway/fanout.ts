@@ -39,6 +39,55 @@ export function shareable(schema: GraphQLSchema, document: DocumentNode, operati
   return true;
 }
 
+type Stringified = ExecutionResult & { stringify: (v: unknown) => string };
+
+/**
+ * Whether a result must be serialized by its own `stringify` (stringifyLossless: it holds
+ * JsonNumbers, set by the gateway's useLosslessNumbers plugin). Results without it take
+ * JSON.stringify, as graphql-ws would.
+ */
+function hasOwnStringify(r: unknown): r is Stringified {
+  return !!r && typeof r === 'object' && Object.prototype.hasOwnProperty.call(r, 'stringify');
+}
+
+/** `{"id":…,"type":"next","payload":<result>}` written to the socket, the result by its own `stringify`. */
+function sendExact(socket: WebSocket, id: string, r: Stringified): void {
+  if (socket.readyState !== 1) return;
+  const { errors, ...rest } = r;
+  socket.send(`{"id":${JSON.stringify(id)},"type":"next","payload":${r.stringify(errors ? { ...rest, errors: errors.map((e) => e.toJSON()) } : rest)}}`);
+}
+
+/**
+ * graphql-ws writes `next` messages with JSON.stringify, which turns JsonNumbers into the
+ * nearest double: results that carry their own `stringify` are written to the socket here
+ * instead (in order: the next result is pulled only after graphql-ws sent the previous one),
+ * the others are left to graphql-ws. A single result (query, mutation) written here becomes
+ * an iterator that ends at once (graphql-ws then sends `complete`).
+ */
+export function exactFrames(result: unknown, id: string, socket: WebSocket): unknown {
+  if (hasOwnStringify(result)) {
+    sendExact(socket, id, result);
+    return { [Symbol.asyncIterator]() { return { next: () => Promise.resolve({ value: undefined, done: true }) }; } };
+  }
+  if (!result || typeof (result as AsyncIterable<unknown>)[Symbol.asyncIterator] !== 'function') return result;
+  const it = (result as AsyncIterable<ExecutionResult>)[Symbol.asyncIterator]();
+  const wrapped: AsyncIterableIterator<ExecutionResult> = {
+    async next() {
+      for (;;) {
+        const r = await it.next();
+        if (r.done || !hasOwnStringify(r.value)) return r;
+        sendExact(socket, id, r.value);
+      }
+    },
+    return: (v?: unknown) => it.return?.(v as never) ?? Promise.resolve({ value: undefined, done: true }),
+    throw: (e?: unknown) => it.throw?.(e) ?? Promise.reject(e),
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+  return wrapped;
+}
+
 interface Member {
   frame: string; // '{"id":<id>,"type":"next","payload":'
   socket: WebSocket;
@@ -211,7 +260,9 @@ export class Fanout {
   private broadcast(group: Group, result: ExecutionResult): void {
     this.executions++;
     const { errors, ...rest } = result;
-    const json = JSON.stringify(errors ? { ...rest, errors: errors.map((e) => e.toJSON()) } : rest);
+    const value = errors ? { ...rest, errors: errors.map((e) => e.toJSON()) } : rest;
+    // one serialization for every subscriber; exact jsonb numbers (JsonNumber) when the result has them
+    const json = hasOwnStringify(result) ? result.stringify(value) : JSON.stringify(value);
     for (const m of group.members) {
       if (m.done) continue;
       const s = m.socket;

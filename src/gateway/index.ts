@@ -22,7 +22,7 @@ import { loadValidators } from './validators.ts';
 import { localGraphiql } from './graphiql.ts';
 import { RateLimitError, RateLimiter } from './ratelimit.ts';
 import { gatewayMetrics } from './metrics.ts';
-import { Fanout, shareable, type ShareTicket } from './fanout.ts';
+import { Fanout, exactFrames, shareable, type ShareTicket } from './fanout.ts';
 import { stringifyLossless } from './json.ts';
 
 export type { NameMappingReport } from './model.ts';
@@ -283,13 +283,27 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
    * Query results holding jsonb numbers a double cannot carry (JsonNumber) are written with
    * their exact tokens: yoga serializes a result through its `stringify` when it has one.
    */
+  const exactResult = (st: RequestState | undefined, result: unknown) => {
+    if (!st?.exactNumbers || !result || typeof result !== 'object' || Symbol.asyncIterator in result) return;
+    if (!Object.prototype.hasOwnProperty.call(result, 'stringify')) Object.defineProperty(result, 'stringify', { enumerable: false, value: stringifyLossless });
+  };
   const useLosslessNumbers = (): Plugin => ({
+    // subscriptions (SSE, graphql-ws, shared executions): per result, as its payload was marked
+    onSubscribe({ args }) {
+      return {
+        onSubscribeResult() {
+          return {
+            onNext({ result }) {
+              exactResult((args.contextValue as { walnats?: RequestState }).walnats, result);
+            },
+          };
+        },
+      };
+    },
     onExecute({ args }) {
       return {
         onExecuteDone({ result }) {
-          const st = (args.contextValue as { walnats?: RequestState }).walnats;
-          if (!st?.exactNumbers || !result || typeof result !== 'object' || Symbol.asyncIterator in result) return;
-          if (!Object.prototype.hasOwnProperty.call(result, 'stringify')) Object.defineProperty(result, 'stringify', { enumerable: false, value: stringifyLossless });
+          exactResult((args.contextValue as { walnats?: RequestState }).walnats, result);
         },
       };
     },
@@ -381,10 +395,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const sockets = new Set<WebSocket>();
   useServer<Record<string, unknown>, { principal?: Principal; timer?: NodeJS.Timeout }>(
     {
-      execute: (args: ExecutionArgs) => (args.rootValue as { execute: (a: ExecutionArgs) => unknown }).execute(args) as never,
-      subscribe: (args: ExecutionArgs) => {
-        const root = args.rootValue as { subscribe: (a: ExecutionArgs) => unknown; share?: ShareTicket };
-        if (!root.share) return root.subscribe(args) as never;
+      // results holding exact jsonb numbers are written by exactFrames (graphql-ws would JSON.stringify them)
+      execute: async (args: ExecutionArgs) => {
+        const root = args.rootValue as { execute: (a: ExecutionArgs) => unknown; frames: { id: string; socket: WebSocket } };
+        return exactFrames(await root.execute(args), root.frames.id, root.frames.socket) as never;
+      },
+      subscribe: async (args: ExecutionArgs) => {
+        const root = args.rootValue as { subscribe: (a: ExecutionArgs) => unknown; share?: ShareTicket; frames: { id: string; socket: WebSocket } };
+        if (!root.share) return exactFrames(await root.subscribe(args), root.frames.id, root.frames.socket) as never;
         const t = root.share;
         return fanout.join(t, () => {
           (args.contextValue as { walnats: RequestState }).walnats.audience = () => fanout.audience(t.key);
@@ -467,7 +485,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
           operationName: payload.operationName,
           variableValues: payload.variables,
           contextValue: { ...contextValue, walnats: state },
-          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe, share },
+          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe, share, frames: { id: _id, socket: extra.socket } },
         } as ExecutionArgs;
       },
     },

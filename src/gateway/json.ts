@@ -61,9 +61,9 @@ export function stringifyLossless(value: unknown): string {
  *
  * With `exact`, every number that a JS number would not print back as written (big integers,
  * long decimals, `1.50`, `1e400`) comes back as a JsonNumber instead (query results: jsonb
- * numbers are output as Postgres stores them).
+ * numbers are output as Postgres stores them); `seen.exact` is set when one was made.
  */
-export function parseLosslessJson(text: string, exact = false): unknown {
+export function parseLosslessJson(text: string, exact = false, seen?: { exact: boolean }): unknown {
   // Fast path: no number JSON.parse could change, JSON.parse is exact.
   if (!(exact ? INEXACT : /\d{16,}/).test(text)) return JSON.parse(text);
   let i = 0;
@@ -118,7 +118,11 @@ export function parseLosslessJson(text: string, exact = false): unknown {
     if (end > i) {
       const token = text.slice(i, end);
       i = end;
-      if (exact) return exactNumber(token);
+      if (exact) {
+        const x = exactNumber(token);
+        if (seen && typeof x !== 'number') seen.exact = true;
+        return x;
+      }
       const n = Number(token);
       if (/^-?\d+$/.test(token)) return Number.isSafeInteger(n) ? n : token;
       return n;
@@ -147,6 +151,36 @@ export function parseLosslessJson(text: string, exact = false): unknown {
   const v = value();
   ws();
   if (i !== text.length) throw new SyntaxError(`JSON: unexpected data at ${i}`);
+  return v;
+}
+
+/**
+ * A value parsed with `exact` as parseLosslessJson(text) without it would give it: JsonNumbers
+ * become numbers, integers beyond 2^53 strings of their digits. Copies only what holds a
+ * JsonNumber; the rest is shared (unchanged identity means no JsonNumber inside).
+ */
+export function plainNumbers(v: unknown): unknown {
+  if (v instanceof JsonNumber) {
+    const n = Number(v.text);
+    return /^-?\d+$/.test(v.text) && !Number.isSafeInteger(n) ? v.text : n;
+  }
+  if (Array.isArray(v)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < v.length; i++) {
+      const x = plainNumbers(v[i]);
+      if (x !== v[i]) (out ??= v.slice())[i] = x;
+    }
+    return out ?? v;
+  }
+  if (v && typeof v === 'object') {
+    let out: Record<string, unknown> | undefined;
+    for (const k in v as Record<string, unknown>) {
+      const y = (v as Record<string, unknown>)[k];
+      const x = plainNumbers(y);
+      if (x !== y) (out ??= { ...(v as Record<string, unknown>) })[k] = x;
+    }
+    return out ?? v;
+  }
   return v;
 }
 

@@ -22,6 +22,8 @@ export interface Engine {
   mutate(tm: TableModel, kind: MutationKind, args: Record<string, unknown>, ctx: unknown, info: GraphQLResolveInfo): Promise<unknown>;
   subscribeEvents(tm: TableModel, args: Record<string, unknown>, ctx: unknown, info: GraphQLResolveInfo): Promise<AsyncIterator<unknown>>;
   subscribeLive(tm: TableModel, kind: RootKind, args: Record<string, unknown>, ctx: unknown, info: GraphQLResolveInfo): Promise<AsyncIterator<unknown>>;
+  /** A subscription's root field resolving one payload (returned as it is). */
+  payload(payload: unknown, ctx: unknown): unknown;
 }
 
 export interface RoleSchema {
@@ -270,7 +272,7 @@ export function buildRoleSchema(model: Model, access: RoleAccess, engine: Engine
           ...cfg,
           description: `live query: ${cfg.description ?? name}; re-runs when a table it reads changes`,
           subscribe: (_s, args, ctx, info) => engine.subscribeLive(tm, kind, args, ctx, info) as unknown as AsyncIterable<unknown>,
-          resolve: (payload) => payload,
+          resolve: (payload, _a, ctx) => engine.payload(payload, ctx),
         };
       }
       if (tm.cat.kind !== 'view' && tm.cat.kind !== 'materialized_view') {
@@ -307,7 +309,7 @@ export function buildRoleSchema(model: Model, access: RoleAccess, engine: Engine
             from: { type: GraphQLString, description: 'a cursor from an event or from walnats_cursor: resume right after it' },
           },
           subscribe: (_s, args, ctx, info) => engine.subscribeEvents(tm, args, ctx, info) as unknown as AsyncIterable<unknown>,
-          resolve: (payload) => payload,
+          resolve: (payload, _a, ctx) => engine.payload(payload, ctx),
         };
       }
     }

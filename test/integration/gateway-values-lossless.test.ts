@@ -6,7 +6,9 @@
  * Real Postgres and nats-server (test/fixtures/gateway/setup.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { useRig } from '../fixtures/gateway/setup.ts';
+import WebSocket from 'ws';
+import { JsonNumber } from '../../src/gateway/json.ts';
+import { until, useRig } from '../fixtures/gateway/setup.ts';
 
 const SCHEMA = `
 CREATE TABLE vals (
@@ -102,5 +104,94 @@ describe('gateway: arrays whose lower bounds are not 1', () => {
     const [{ id }] = await rig.sql<{ id: number }>(`INSERT INTO vals (ia, m2, ba, tsa, da) VALUES ('[0:1]={1,2}', '[2:3][1:1]={{1},{2}}', '[-2:-1]={9223372036854775807,NULL}', '[0:0]={2024-02-29 12:00:00+00}', '{2024-02-29}') RETURNING id`);
     const r = await post(`query($id: Int!) { vals_by_pk(id: $id) { ia m2 ba tsa da } }`, { id });
     expect(r.text).toBe('{"data":{"vals_by_pk":{"ia":{"lower_bounds":[0],"values":[1,2]},"m2":{"lower_bounds":[2,1],"values":[[1],[2]]},"ba":{"lower_bounds":[-2],"values":["9223372036854775807",null]},"tsa":{"lower_bounds":[0],"values":["2024-02-29T12:00:00Z"]},"da":["2024-02-29"]}}}');
+  });
+});
+
+describe('gateway: jsonb numbers exact over WebSockets and in mutation results', () => {
+  const { rig } = useRig({ sqlText: SCHEMA, gateway: { adminSecret: ADMIN } });
+  const E400 = `1${'0'.repeat(400)}`;
+  const J = `{"big": 12345678901234567890, "pi": 3.14159265358979323846264338327950288, "m": 1.50, "e": 1e400}`;
+  /** The digits as Postgres keeps them: each must be in the raw text (JSON.parse would round them). */
+  const expectExact = (text: string) => {
+    expect(text).toContain('"big":12345678901234567890');
+    expect(text).toContain('"pi":3.14159265358979323846264338327950288');
+    expect(text).toContain('"m":1.50');
+    expect(text).toContain(`"e":${E400}`);
+  };
+
+  /** A graphql-transport-ws client keeping the raw text of every frame. */
+  const rawSocket = async () => {
+    const ws = new WebSocket(rig.wsUrl, 'graphql-transport-ws');
+    const frames: string[] = [];
+    ws.on('message', (d) => void frames.push(String(d)));
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    ws.send(JSON.stringify({ type: 'connection_init', payload: admin }));
+    await until(() => frames.some((f) => JSON.parse(f).type === 'connection_ack'), 'connection_ack');
+    const subscribe = (id: string, query: string) => ws.send(JSON.stringify({ id, type: 'subscribe', payload: { query } }));
+    const nexts = (id: string) => frames.filter((f) => f.startsWith(`{"id":${JSON.stringify(id)},"type":"next"`) || (JSON.parse(f).id === id && JSON.parse(f).type === 'next'));
+    return { ws, frames, subscribe, nexts };
+  };
+
+  it('a live query over graphql-ws sends jsonb numbers with their exact digits', async () => {
+    const [{ id }] = await rig.sql<{ id: number }>(`INSERT INTO vals (j) VALUES ('${J}') RETURNING id`);
+    const s = await rawSocket();
+    try {
+      s.subscribe('live', `subscription { vals(where: {id: {_eq: ${id}}}) { id j } }`);
+      const [frame] = await until(() => (s.nexts('live').length ? s.nexts('live') : null), 'live query result');
+      expectExact(frame);
+      // a query over the same socket too (graphql-ws execute)
+      s.subscribe('q', `query { vals_by_pk(id: ${id}) { j } }`);
+      const [q] = await until(() => (s.nexts('q').length ? s.nexts('q') : null), 'query result');
+      expectExact(q);
+      await until(() => s.frames.some((f) => f === '{"id":"q","type":"complete"}'), 'query complete');
+      // results without such numbers are graphql-ws's own frames, as before
+      const [{ id: plain }] = await rig.sql<{ id: number }>(`INSERT INTO vals (j) VALUES ('{"a": 1.5}') RETURNING id`);
+      s.subscribe('plain', `subscription { vals(where: {id: {_eq: ${plain}}}) { j } }`);
+      const [p] = await until(() => (s.nexts('plain').length ? s.nexts('plain') : null), 'plain result');
+      expect(p).toBe('{"id":"plain","type":"next","payload":{"data":{"vals":[{"j":{"a":1.5}}]}}}');
+    } finally {
+      s.ws.close();
+    }
+  });
+
+  it('a _events subscription over graphql-ws (shared and from a cursor) gets the jsonb numbers of new/old exactly', async () => {
+    const s = await rawSocket();
+    try {
+      s.subscribe('ev', 'subscription { vals_events { op old { id j } new { id j } } }');
+      s.subscribe('ev2', 'subscription { vals_events { op new { j } } }');
+      await until(() => rig.gw.stats().subscriptions >= 2, 'subscriptions');
+      const j = { big: new JsonNumber('12345678901234567890'), e: new JsonNumber(E400), m: new JsonNumber('1.50'), pi: new JsonNumber('3.14159265358979323846264338327950288') };
+      const seq = await rig.publish({ op: 'u', table: 'vals', before: { id: 7, j }, after: { id: 7, j, ba: [new JsonNumber('9223372036854775807')] } });
+      await rig.publish({ op: 'c', table: 'vals', after: { id: 8, j: { a: 1.5 } } });
+      const [ev] = await until(() => (s.nexts('ev').length >= 2 ? s.nexts('ev') : null), 'events');
+      const [, plain] = s.nexts('ev');
+      const body = ev.slice(ev.indexOf('"new":'));
+      expectExact(body);
+      expectExact(ev.slice(ev.indexOf('"old":'), ev.indexOf('"new":')));
+      expect(plain).toBe('{"id":"ev","type":"next","payload":{"data":{"vals_events":{"op":"INSERT","old":null,"new":{"id":8,"j":{"a":1.5}}}}}}');
+      const [ev2] = await until(() => (s.nexts('ev2').length ? s.nexts('ev2') : null), 'events (second subscriber)');
+      expectExact(ev2);
+      // a subscription from a cursor is not shared: graphql-ws's own iteration
+      s.subscribe('from', `subscription { vals_events(from: "w1${Buffer.from(String(seq - 1)).toString('base64url')}") { new { j } } }`);
+      const [f] = await until(() => (s.nexts('from').length ? s.nexts('from') : null), 'events from a cursor');
+      expectExact(f);
+    } finally {
+      s.ws.close();
+    }
+  });
+
+  it('an insert mutation returns jsonb numbers exactly in returning', async () => {
+    const r = await fetch(rig.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json', ...admin },
+      body: JSON.stringify({ query: 'mutation { insert_vals(objects: [{j: {big: 12345678901234567890, pi: 3.14159265358979323846264338327950288, m: 1.50, e: 1e400}}]) { affected_rows returning { j } } }' }),
+    });
+    const text = await r.text();
+    expect(JSON.parse(text).errors).toBeUndefined();
+    expectExact(text);
+    expect(text).toContain('"affected_rows":1');
   });
 });
