@@ -56,6 +56,7 @@ function open(i: number): Promise<void> {
             resolve();
           } else if (m.type === 'error') errors.push(`socket ${i}: ${JSON.stringify(m.payload).slice(0, 300)}`);
           else if (m.type === 'ping') ws.send('{"type":"pong"}');
+          else if (m.type === 'complete') errors.push(`socket ${i}: the server completed the subscription`);
           return;
         }
       }

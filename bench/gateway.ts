@@ -154,6 +154,9 @@ export async function benchFanout(env: Env): Promise<Result[]> {
             log(`  deliveries stopped short: stream ${stream} holds ${info.state.messages} messages (last seq ${info.state.last_seq}); ${nextId - 1} rows committed`);
             log(`  cdc log tail:\n${cdc.log().split('\n').slice(-8).join('\n')}`);
             log(`  gateway log tail:\n${gw.log().split('\n').slice(-8).join('\n')}`);
+            const gm = await (await fetch(`http://127.0.0.1:${gwPort}/metrics`)).text().catch(() => '');
+            log(`  gateway metrics: ${gm.split('\n').filter((l) => /^walnats_gateway_(subscriptions|deliveries_total|requests_total)/.test(l)).join('; ')}`);
+            log(`  clients: ${stats.errorCount} errors${stats.errors[0] ? `, e.g. ${stats.errors[0]}` : ''}; per socket ${stats.minPerSocket}–${stats.maxPerSocket} events`);
           }
           if (stats.errorCount) log(`  ${stats.errorCount} client errors, e.g. ${stats.errors[0]}`);
           const l = summary(stats.latencies);

@@ -11,6 +11,8 @@ interface Meta {
   minutes: number;
   notes: string[];
   snapshotRaw?: unknown;
+  /** 1-minute load average when the bench started: how busy the shared machine already was. */
+  loadAtStart?: number;
 }
 
 const cell = (s: string) => s.replace(/\|/g, '\\|');
@@ -22,7 +24,8 @@ export function renderReport(results: Result[], meta: Meta, notes: string): stri
   lines.push(
     `Run of ${meta.date.slice(0, 16).replace('T', ' ')} UTC${meta.quick ? ' — **quick run (WALNATS_BENCH_QUICK=1), smaller sizes**' : ''}: ` +
       `${meta.cpus} × ${meta.cpuModel}, ${meta.memGb} GB, Node ${meta.node}, Postgres 15, nats-server with JetStream (file storage), ` +
-      `all on the same machine, which other engineers' test runs were sharing. The whole bench took ${fmt(meta.minutes, 1)} minutes.`,
+      `all on the same machine (1-minute load average at the start: ${meta.loadAtStart === undefined ? 'not recorded' : meta.loadAtStart.toFixed(2)}; ` +
+      `other engineers' test runs may have shared it). The whole bench took ${fmt(meta.minutes, 1)} minutes.`,
     '',
     'Every figure stands beside a ceiling measured in the same run on the same machine; the ratio is the figure to read, ' +
       'the absolute numbers are there to check it. No timing is asserted in the test suite.',

@@ -46,6 +46,7 @@ async function snapshotResults(env: Env): Promise<{ results: Result[]; raw?: unk
 
 async function main() {
   const started = Date.now();
+  const loadAtStart = os.loadavg()[0];
   log(`walnats bench${QUICK ? ' (quick)' : ''} on ${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GB`);
   const [pg, nats] = await Promise.all([
     startPostgres({ settings: { ...(process.env.WALNATS_BENCH_PGLOG ? { logging_collector: 'on', log_directory: process.env.WALNATS_BENCH_PGLOG } : {}), max_wal_size: '4GB', checkpoint_timeout: '30min', wal_sender_timeout: '60s' } }),
@@ -82,6 +83,7 @@ async function main() {
     memGb: Math.round(os.totalmem() / 2 ** 30),
     node: process.version,
     minutes: (Date.now() - started) / 60_000,
+    loadAtStart,
     notes,
     snapshotRaw,
   };
