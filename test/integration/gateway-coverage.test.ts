@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { useRig } from '../fixtures/gateway/setup.ts';
+import { useRig, actingAs } from '../fixtures/gateway/setup.ts';
 import { builtinType, pinnedOptionsString, textToJson } from '../../src/values/index.ts';
 import type { PermissionsSpec } from '../../src/gateway/permissions.ts';
 
@@ -36,8 +36,7 @@ INSERT INTO kids (doc_id, name) SELECT 1, 'k' || g FROM generate_series(1, 8) g;
 
 const ADMIN = 'adm1n';
 const admin = { 'x-walnats-admin-secret': ADMIN };
-/** The admin secret acting as a role with a user id: how docs/gateway.md says to test permissions. */
-const as = (role: string, userId?: number) => ({ ...admin, 'x-walnats-role': role, ...(userId === undefined ? {} : { 'x-hasura-user-id': String(userId) }) });
+const as = (role: string, userId?: number) => actingAs(ADMIN, role, userId);
 
 const permissions: PermissionsSpec = {
   roles: {

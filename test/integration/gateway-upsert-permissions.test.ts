@@ -6,7 +6,7 @@
  * the insert permission's. Real Postgres and nats-server (test/fixtures/gateway/setup.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { useRig } from '../fixtures/gateway/setup.ts';
+import { useRig, actingAs } from '../fixtures/gateway/setup.ts';
 import type { PermissionsSpec } from '../../src/gateway/permissions.ts';
 
 const SCHEMA = `
@@ -25,8 +25,7 @@ INSERT INTO users VALUES (1, 'Ann'), (2, 'Ben');
 
 const ADMIN = 'adm1n';
 const admin = { 'x-walnats-admin-secret': ADMIN };
-/** The admin secret acting as a role with a user id: how docs/gateway.md says to test permissions. */
-const as = (role: string, userId?: number) => ({ ...admin, 'x-walnats-role': role, ...(userId === undefined ? {} : { 'x-hasura-user-id': String(userId) }) });
+const as = (role: string, userId?: number) => actingAs(ADMIN, role, userId);
 
 const permissions: PermissionsSpec = {
   roles: {
