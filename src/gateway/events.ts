@@ -233,6 +233,9 @@ export interface Tail {
 /** Reopen attempts in a row, without a message in between, before subscribers get an error. */
 const MAX_REOPENS = 6;
 
+/** Pull expiry of the subscription feeds; their idle heartbeat is half of it. */
+const FEED_PULL_EXPIRES_MS = 5000;
+
 /**
  * Reads one table's events with an ordered consumer, from `startSeq` (a stream sequence)
  * or from new messages only. The feed never ends in silence: when the consumer's message
@@ -250,7 +253,9 @@ export async function tailTable(src: StreamSource, schema: string, table: string
   let current: { msgs: ConsumerMessages; consumer: { delete?: () => Promise<unknown> } } | undefined;
   const open = async (): Promise<ConsumerMessages> => {
     const consumer = await js.consumers.get(src.stream, { filter_subjects: filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: lastSeq + 1 });
-    const msgs = await consumer.consume({ max_messages: 256 });
+    // A short pull expiry (nats.js's default is 30 s) also shortens the idle heartbeat to half
+    // of it: a lost pull request or a silent consumer shows within seconds, not after 45 s.
+    const msgs = await consumer.consume({ max_messages: 256, expires: FEED_PULL_EXPIRES_MS });
     current = { msgs, consumer };
     // A deleted or vanished consumer does not end the message iterator by itself: end it, so
     // that the loop below reopens the feed.

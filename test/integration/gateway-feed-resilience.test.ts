@@ -9,7 +9,7 @@ import { until, useRig } from '../fixtures/gateway/setup.ts';
 import { collect, wsClient } from '../fixtures/gateway/ws.ts';
 
 describe('subscription feed resilience', () => {
-  const { rig } = useRig();
+  const { s, rig } = useRig();
 
   it('an open subscription keeps receiving events after its consumer is deleted on the server', async () => {
     const client = wsClient(rig.wsUrl);
@@ -33,4 +33,31 @@ describe('subscription feed resilience', () => {
     sub.stop();
     await client.dispose();
   }, 60_000);
+
+  it('an open subscription resumes within seconds after nats-server restarts (its consumer and pull requests lost)', async () => {
+    const client = wsClient(rig.wsUrl);
+    const sub = collect(client, 'subscription { orders_events { op new { id } } }');
+    await until(() => rig.gw.stats().subscriptions === 1, 'subscription');
+    await new Promise((r) => setTimeout(r, 200));
+    await rig.publish({ op: 'c', table: 'orders', after: { id: 911, customer_id: 1, qty: 1 } });
+    await until(() => sub.results.length >= 1, 'first event');
+
+    await s.nats.stop();
+    await s.nats.start();
+    // The publishing connection reconnects on its own; publish once it can.
+    await until(async () => {
+      try {
+        await rig.publish({ op: 'c', table: 'orders', after: { id: 912, customer_id: 1, qty: 1 } });
+        return true;
+      } catch {
+        return undefined;
+      }
+    }, 'publishing after the restart', 20_000);
+    const t0 = Date.now();
+    await until(() => sub.results.length >= 2, 'the event after the restart', 20_000);
+    expect(sub.results.map((r) => r.data.orders_events.new.id)).toEqual(['911', '912']);
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    sub.stop();
+    await client.dispose();
+  }, 90_000);
 });
