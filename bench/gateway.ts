@@ -133,7 +133,7 @@ export async function benchFanout(env: Env): Promise<Result[]> {
           const t0 = nowMs();
           const first = nextId;
           const load = await pacedInserts(env.pg.url(db), rate, seconds, (c) => c.query('INSERT INTO ticks (id, n, b) VALUES ($1, $2, $3)', [nextId, nextId++, b]), 4);
-          // Let deliveries finish: until everything arrived, nothing moved for 3 s, or 60 s.
+          // Let deliveries finish: until everything arrived, nothing moved for 10 s (an overloaded server delivers in bursts), or 60 s.
           let prev = -1;
           let still = 0;
           let stats!: FanoutStats;
@@ -143,7 +143,7 @@ export async function benchFanout(env: Env): Promise<Result[]> {
             stats = (await nextMessage<{ stats: FanoutStats }>(clients, 30_000)).stats;
             if (stats.received >= load.done * subscribers || nowMs() > until) break;
             still = stats.received === prev ? still + 1 : 0;
-            if (still >= 6) break;
+            if (still >= 20) break;
             prev = stats.received;
             await sleep(500);
           }

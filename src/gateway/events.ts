@@ -2,6 +2,7 @@
  * Change events from JetStream: decoding, cursors, the shared live tail per table, and the
  * filters (role row filters and the client's `where`) evaluated on each event.
  */
+import { timeSlicer } from './time-slice.ts';
 import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { GraphQLError } from 'graphql/index.js';
@@ -236,6 +237,9 @@ const MAX_REOPENS = 6;
 /** Pull expiry of the subscription feeds; their idle heartbeat is half of it. */
 const FEED_PULL_EXPIRES_MS = 5000;
 
+/** Longest stretch a feed handles buffered events before the event loop gets a turn. */
+const FEED_SLICE_MS = 20;
+
 /**
  * Reads one table's events with an ordered consumer, from `startSeq` (a stream sequence)
  * or from new messages only. The feed never ends in silence: when the consumer's message
@@ -272,6 +276,9 @@ export async function tailTable(src: StreamSource, schema: string, table: string
     return msgs;
   };
   let msgs = await open();
+  // A backlog (subscribers slower than the events) must not hold the event loop: frames are
+  // written, heartbeats read and timers run between slices.
+  const slice = timeSlicer(FEED_SLICE_MS);
   (async () => {
     let reopens = 0;
     let lastError: unknown;
@@ -283,6 +290,7 @@ export async function tailTable(src: StreamSource, schema: string, table: string
           reopens = 0;
           const e = decodeEvent(m);
           if (e) onEvent(e);
+          await slice.maybeYield();
         }
       } catch (e) {
         lastError = e;
