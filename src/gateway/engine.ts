@@ -7,6 +7,7 @@ import {
   GraphQLError, Kind, getNamedType, getOperationAST, getVariableValues, type DocumentNode, type FragmentDefinitionNode, type GraphQLObjectType,
   type GraphQLResolveInfo, type GraphQLSchema, type OperationDefinitionNode, type SelectionSetNode,
 } from 'graphql/index.js';
+import { isDeepStrictEqual } from 'node:util';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { readCatalog } from './catalog.ts';
@@ -21,6 +22,7 @@ import { adminAccess, checkPermissions, roleAccess, substituteSession, type Bool
 import type { Principal } from './auth.ts';
 import { buildRoleSchema, type Engine, type MutationKind, type RootKind, type RoleSchema } from './schema.ts';
 import { collectFields, jsonObject, newCtx, rootSelect, boolExp, tableRef } from './sql.ts';
+import { Slot, containsSlot, slotable, slotableType, type Binding, type CachedRead, type Tracker } from './sqlcache.ts';
 import { runValidator, validatorFor, type Validators } from './validators.ts';
 import { waitUntilVisible } from '../replication/visibility.ts';
 
@@ -65,6 +67,9 @@ export interface RawQueryResult {
 
 /** Read statements prepared (named) per connection: at most this many distinct texts. */
 export const MAX_PREPARED_STATEMENTS = 256;
+
+/** Compiled read statements kept (all roles and documents); the cache starts over beyond it. */
+export const MAX_CACHED_STATEMENTS = 1000;
 
 export interface EngineOptions {
   pool: pg.Pool;
@@ -135,6 +140,10 @@ export class GatewayEngine implements Engine {
    */
   private prepared = new Map<string, string>();
   private seenOnce = new Set<string>();
+  /** Compiled raw-read statements (sqlcache.ts): schema → document → shape key → statement. */
+  private sqlCache = new WeakMap<GraphQLSchema, WeakMap<DocumentNode, Map<string, CachedRead | 'compile'>>>();
+  private sqlCacheSize = 0;
+  private sqlCacheHits = 0;
   permissionProblems: string[] = [];
   private projections = new WeakMap<DecodedEvent, Map<string, Promise<Payload | null>>>();
   activeSubscriptions = 0;
@@ -156,6 +165,7 @@ export class GatewayEngine implements Engine {
     this.model = model;
     this.schemas = new Map([['admin', admin]]);
     this.accesses = new Map();
+    this.dropSqlCache();
     this.permissionProblems = problems;
     return true;
   }
@@ -286,28 +296,13 @@ export class GatewayEngine implements Engine {
     if (!op || op.operation !== 'query' || schema !== st.rs.schema) return undefined;
     const vars = getVariableValues(schema, op.variableDefinitions ?? [], variableValues ?? {}, { maxErrors: 50 });
     if (vars.errors) return undefined;
-    const fragments: Record<string, FragmentDefinitionNode> = Object.create(null);
-    for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments[d.name.value] = d;
-    const c = newCtx(st.rs.model, st.access, st.principal.session, fragments, vars.coerced, st.rawVariables);
-    const root = schema.getQueryType();
-    if (!root) return undefined;
-    let pairs: Array<[string, string]>;
-    let fields: number;
-    try {
-      const collected = collectFields(c, root, [op.selectionSet]);
-      if (c.notRaw || collected.length === 0 || collected.some((f) => !st.rs.roots.has(f.name))) return undefined;
-      fields = collected.length;
-      pairs = rootSelect(c, root, [op.selectionSet], (n) => st.rs.roots.get(n));
-    } catch {
-      return undefined; // the resolvers report it
-    }
-    if (c.notRaw || pairs.length !== fields) return undefined;
-    const sql = `SELECT ${jsonObject(pairs)}::text AS data`;
-    if (sql.includes('::jsonb || json_build_object(')) return undefined; // jsonb reorders the keys of a wide object
+    const plan = this.rawPlan(st, schema, document, op, vars.coerced, variableValues ?? {});
+    if (!plan) return undefined;
+    const { sql, params, fields } = plan;
     const t = performance.now();
     let text: string;
     try {
-      text = (await this.exec(st, sql, c.params, true)).rows[0].data as string;
+      text = (await this.exec(st, sql, params, true)).rows[0].data as string;
     } catch (e) {
       const failed = Promise.reject(e);
       failed.catch(() => {});
@@ -324,6 +319,113 @@ export class GatewayEngine implements Engine {
     }
     this.rawReads++;
     return { body: `{"data":${compact}}`, data: () => parseLosslessJson(text) as Record<string, unknown> };
+  }
+
+  /**
+   * The raw-read statement of a query (text and parameters), from the statement cache when this
+   * (schema, document, operation, role, variable and session shape) compiled before (see
+   * sqlcache.ts). undefined: not answered from the JSON text (or the compiler failed: the
+   * resolvers report it).
+   */
+  private rawPlan(st: RequestState, schema: GraphQLSchema, document: DocumentNode, op: OperationDefinitionNode, coerced: Record<string, unknown>, raw: Record<string, unknown>): { sql: string; params: unknown[]; fields: number } | undefined {
+    const session = st.principal.session;
+    let key = `${op.name?.value ?? ''}\n${st.principal.admin ? '*' : 'r:' + st.principal.role}\n`;
+    const marked: string[] = [];
+    for (const d of op.variableDefinitions ?? []) {
+      const n = d.variable.name.value;
+      const v = coerced[n];
+      if (slotable(v) && slotableType(schema, d.type)) {
+        marked.push(n);
+        key += `v:${n}~${typeof v}\n`;
+      } else key += `v:${n}=${n in raw ? JSON.stringify(raw[n]) : '-'}\n`;
+    }
+    if (st.rawVariables && st.rawVariables !== raw) key += `raw=${JSON.stringify(st.rawVariables)}\n`;
+    const sessionSlots: string[] = [];
+    for (const k of Object.keys(session).sort()) {
+      const v = session[k];
+      if (slotable(v)) {
+        sessionSlots.push(k);
+        key += `s:${k}~\n`;
+      } else key += `s:${k}=${JSON.stringify(v)}\n`;
+    }
+    let byDoc = this.sqlCache.get(schema);
+    if (!byDoc) this.sqlCache.set(schema, (byDoc = new WeakMap()));
+    let entries = byDoc.get(document);
+    if (!entries) byDoc.set(document, (entries = new Map()));
+    const hit = entries.get(key);
+    const fragments: Record<string, FragmentDefinitionNode> = Object.create(null);
+    if (hit === 'compile') {
+      // This shape's values decide more than parameters: compiled in full every time.
+      for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments[d.name.value] = d;
+      const real = this.compileRaw(st, schema, op, fragments, session, coerced, st.rawVariables);
+      return real === 'error' || real.sql === undefined ? undefined : { sql: real.sql, params: real.params, fields: real.fields };
+    }
+    if (hit) {
+      this.sqlCacheHits++;
+      if (hit.sql === undefined) return undefined;
+      const params = hit.bind.map((b) => ('value' in b ? b.value : b.slot === 'var' ? coerced[b.name] : session[b.name]));
+      return { sql: hit.sql, params, fields: hit.fields };
+    }
+    for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments[d.name.value] = d;
+    const real = this.compileRaw(st, schema, op, fragments, session, coerced, st.rawVariables);
+    if (real === 'error') return undefined; // not cached: the resolvers report it
+    // The same statement with Slots for the values that should only be parameters.
+    const tracker: Tracker = { tainted: false };
+    const sv: Record<string, unknown> = { ...coerced };
+    const sraw: Record<string, unknown> | undefined = st.rawVariables ? { ...st.rawVariables } : undefined;
+    for (const n of marked) {
+      sv[n] = new Slot('var', n, tracker);
+      if (sraw && n in sraw) sraw[n] = sv[n];
+    }
+    const ss: Record<string, string> = { ...session };
+    for (const k of sessionSlots) (ss as Record<string, unknown>)[k] = new Slot('session', k, tracker);
+    const slotted = this.compileRaw(st, schema, op, fragments, ss, sv, sraw);
+    let entry: CachedRead | 'compile' = 'compile';
+    if (slotted !== 'error' && !tracker.tainted && slotted.sql === real.sql && slotted.fields === real.fields && slotted.params.length === real.params.length) {
+      const bind: Binding[] = [];
+      for (let i = 0; i < real.params.length && bind.length === i; i++) {
+        const s = slotted.params[i];
+        if (s instanceof Slot) {
+          const v = s.from === 'var' ? coerced[s.name] : session[s.name];
+          if (isDeepStrictEqual(v, real.params[i])) bind.push({ slot: s.from, name: s.name });
+        } else if (!containsSlot(s) && isDeepStrictEqual(s, real.params[i])) bind.push({ value: real.params[i] });
+      }
+      if (bind.length === real.params.length) entry = { sql: real.sql, fields: real.fields, bind };
+    }
+    if (++this.sqlCacheSize > MAX_CACHED_STATEMENTS) this.dropSqlCache();
+    else entries.set(key, entry);
+    return real.sql === undefined ? undefined : { sql: real.sql, params: real.params, fields: real.fields };
+  }
+
+  /** Compiles a raw read: sql undefined when graphql-js must execute it; 'error' when the compiler threw. */
+  private compileRaw(st: RequestState, schema: GraphQLSchema, op: OperationDefinitionNode, fragments: Record<string, FragmentDefinitionNode>, session: Record<string, string>, variables: Record<string, unknown>, rawVariables: Record<string, unknown> | undefined): { sql?: string; params: unknown[]; fields: number } | 'error' {
+    const c = newCtx(st.rs.model, st.access, session, fragments, variables, rawVariables);
+    const root = schema.getQueryType();
+    if (!root) return { params: [], fields: 0 };
+    let pairs: Array<[string, string]>;
+    let fields: number;
+    try {
+      const collected = collectFields(c, root, [op.selectionSet]);
+      if (c.notRaw || collected.length === 0 || collected.some((f) => !st.rs.roots.has(f.name))) return { params: [], fields: 0 };
+      fields = collected.length;
+      pairs = rootSelect(c, root, [op.selectionSet], (n) => st.rs.roots.get(n));
+    } catch {
+      return 'error';
+    }
+    if (c.notRaw || pairs.length !== fields) return { params: [], fields: 0 };
+    const sql = `SELECT ${jsonObject(pairs)}::text AS data`;
+    if (sql.includes('::jsonb || json_build_object(')) return { params: [], fields: 0 }; // jsonb reorders the keys of a wide object
+    return { sql, params: c.params, fields };
+  }
+
+  /** Statements cached (this schema generation), and how often one was reused: for tests. */
+  sqlCacheStats(): { size: number; hits: number } {
+    return { size: this.sqlCacheSize, hits: this.sqlCacheHits };
+  }
+
+  private dropSqlCache(): void {
+    this.sqlCache = new WeakMap();
+    this.sqlCacheSize = 0;
   }
 
   // ── mutations ────────────────────────────────────────────────────────────────────

@@ -75,7 +75,7 @@ export interface Gateway {
   /** Re-reads the catalog now; true when the schema was swapped. */
   refresh(): Promise<boolean>;
   /** Counters for tests and diagnostics. */
-  stats(): { statements: number; subscriptions: number; schemaVersion: number; eventExecutions: number; rawReads: number; preparedStatements: number };
+  stats(): { statements: number; subscriptions: number; schemaVersion: number; eventExecutions: number; rawReads: number; preparedStatements: number; cachedStatements: number; cachedStatementHits: number };
   close(): Promise<void>;
 }
 
@@ -517,6 +517,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     stats: () => ({
       statements: engine.statements, subscriptions: openSubscriptions(), schemaVersion: version, eventExecutions: engine.eventExecutions,
       rawReads: engine.rawReads, preparedStatements: engine.preparedCount(),
+      cachedStatements: engine.sqlCacheStats().size, cachedStatementHits: engine.sqlCacheStats().hits,
     }),
     async close() {
       if (closed) return;
