@@ -30,8 +30,21 @@ export function ratioOf(value: number, ceiling: number): number {
 }
 
 /** Wall-clock milliseconds with sub-millisecond resolution (same clock as Date.now()). */
+/**
+ * Wall-clock milliseconds with sub-millisecond steps, in the clock domain of Postgres's
+ * `clock_timestamp()` (CLOCK_REALTIME). `performance.timeOrigin + performance.now()` alone
+ * follows the monotonic clock from the process start and drifts from the wall clock when the
+ * system clock is adjusted; re-anchoring on `Date.now()` every second follows adjustments.
+ */
+let anchor = Date.now() - performance.now();
+let anchoredAt = performance.now();
 export function nowMs(): number {
-  return performance.timeOrigin + performance.now();
+  const p = performance.now();
+  if (p - anchoredAt > 1000) {
+    anchor = Date.now() - p;
+    anchoredAt = p;
+  }
+  return anchor + p;
 }
 
 export function percentile(sorted: number[], p: number): number {
