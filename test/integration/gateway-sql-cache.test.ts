@@ -4,15 +4,11 @@
  * SQL text get entries of their own (or are compiled every time); a schema reload drops it all.
  */
 import path from 'node:path';
-import { SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { fixtures, useRig } from '../fixtures/gateway/setup.ts';
+import { fixtures, TEST_JWT_SECRET, useRig, userJwt } from '../fixtures/gateway/setup.ts';
 
-const SECRET = 'test-hs256-secret-which-is-long-enough-0123456789';
-const NS = 'https://hasura.io/jwt/claims';
-const token = (id: number) =>
-  new SignJWT({ [NS]: { 'x-hasura-default-role': 'user', 'x-hasura-allowed-roles': ['user'], 'x-hasura-user-id': String(id) } })
-    .setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
+const SECRET = TEST_JWT_SECRET;
+const token = userJwt;
 
 describe('gateway compiled-statement cache', () => {
   const { rig } = useRig({ gateway: { adminSecret: 'adm1n', jwt: { secret: SECRET }, permissions: path.join(fixtures, 'permissions.yaml') } });
