@@ -16,6 +16,8 @@ interface Meta {
 }
 
 const cell = (s: string) => s.replace(/\|/g, '\\|');
+/** Ratios are shown rounded down: 0.699 must not read as reaching a 0.7 target. */
+const floor2 = (x: number) => Math.floor(x * 100) / 100;
 
 export function renderReport(results: Result[], meta: Meta, notes: string): string {
   const lines: string[] = [];
@@ -27,8 +29,10 @@ export function renderReport(results: Result[], meta: Meta, notes: string): stri
       `all on the same machine (1-minute load average at the start: ${meta.loadAtStart === undefined ? 'not recorded' : meta.loadAtStart.toFixed(2)}; ` +
       `other engineers' test runs may have shared it). The whole bench took ${fmt(meta.minutes, 1)} minutes.`,
     '',
-    'Every figure stands beside a ceiling measured in the same run on the same machine; the ratio is the figure to read, ' +
-      'the absolute numbers are there to check it. No timing is asserted in the test suite.',
+    'Throughput figures stand beside a ceiling measured in the same run on the same machine, and their ratio is the figure to read ' +
+      '(the absolute numbers are there to check it); latencies stand beside the ceiling\'s latency where there is one, and latency ' +
+      'and memory targets are absolute. Ratios are rounded down to two decimals, so a figure just under a target never shows as reaching it. ' +
+      'No timing is asserted in the test suite.',
     '',
     '![chart](bench/chart.svg)',
     '',
@@ -39,7 +43,7 @@ export function renderReport(results: Result[], meta: Meta, notes: string): stri
     lines.push('| measurement | walnats | ceiling (same run) | ratio | target | details |', '|---|---:|---:|---:|---|---|');
     for (const r of results.filter((x) => x.area === area)) {
       const ceiling = r.ceiling ? `${fmt(r.ceiling.value)} ${r.unit} — ${r.ceiling.name}` : '—';
-      const ratio = r.ratio !== undefined ? `${fmt(r.ratio, 2)} ×` : '—';
+      const ratio = r.ratio !== undefined ? `${fmt(floor2(r.ratio), 2)} ×` : '—';
       const target = r.target ? `${r.target.text}: **${r.target.pass ? 'met' : 'missed'}**` : '—';
       lines.push(`| ${cell(r.name)} | ${fmt(r.value)} ${r.unit} | ${cell(ceiling)} | ${ratio} | ${cell(target)} | ${cell(r.detail ?? '')} |`);
     }
@@ -50,7 +54,7 @@ export function renderReport(results: Result[], meta: Meta, notes: string): stri
   }
   const targets = results.filter((r) => r.target);
   lines.push('## Targets', '');
-  for (const r of targets) lines.push(`- ${r.target!.pass ? '✅' : '❌'} ${r.area} — ${r.name}: ${r.target!.text} (${fmt(r.ratio ?? r.value, 2)}${r.ratio !== undefined ? ' ×' : ` ${r.unit}`})`);
+  for (const r of targets) lines.push(`- ${r.target!.pass ? '✅' : '❌'} ${r.area} — ${r.name}: ${r.target!.text} (${fmt(r.ratio !== undefined ? floor2(r.ratio) : r.value, 2)}${r.ratio !== undefined ? ' ×' : ` ${r.unit}`})`);
   for (const n of meta.notes) lines.push(`- ⚠️ ${n}`);
   lines.push('', notes.trim(), '');
   return lines.join('\n');

@@ -87,7 +87,7 @@ export async function benchSnapshot(envIn?: Env): Promise<BenchResult[]> {
       const rate = snap.rows / (snap.ms / 1000);
       log(`snapshot: walnats initial snapshot ${fmt(rate, 0)} rows/s (${fmt(snap.ms / 1000, 1)} s)`);
       results.push({
-        area: 'snapshot',
+        area: 'Snapshot',
         name: `initial snapshot, ${label}`,
         value: rate,
         unit: 'rows/s',
@@ -107,7 +107,7 @@ export async function benchSnapshot(envIn?: Env): Promise<BenchResult[]> {
       const bfRate = bf.rows / (bf.ms / 1000);
       log(`snapshot: walnats backfill ${fmt(bfRate, 0)} rows/s (${fmt(bf.ms / 1000, 1)} s)`);
       results.push({
-        area: 'snapshot',
+        area: 'Snapshot',
         name: `backfill while streaming, ${label}`,
         value: bfRate,
         unit: 'rows/s',
