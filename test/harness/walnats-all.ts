@@ -19,7 +19,14 @@ export interface WalnatsAll {
   stop(): Promise<void>;
 }
 
-export async function startWalnatsAll(opts: { db: string; schemaSql: string; adminSecret: string; readyTimeoutMs?: number }): Promise<WalnatsAll> {
+export async function startWalnatsAll(opts: {
+  db: string;
+  schemaSql: string;
+  adminSecret: string;
+  readyTimeoutMs?: number;
+  /** More WALNATS_* settings (JWT secret, permissions file, …). */
+  env?: Record<string, string>;
+}): Promise<WalnatsAll> {
   const [pgs, nats] = await Promise.all([startPostgres({ settings: { synchronous_commit: 'on' } }), startNats()]);
   let handle: RunHandle | undefined;
   const stop = async () => {
@@ -39,6 +46,7 @@ export async function startWalnatsAll(opts: { db: string; schemaSql: string; adm
         WALNATS_ADMIN_SECRET: opts.adminSecret,
         WALNATS_LOG_LEVEL: 'warn',
         WALNATS_LOG_PRETTY: 'false',
+        ...opts.env,
       },
     });
     handle = await runAll(config);

@@ -13,12 +13,11 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 // Generous waits (a loaded 2-core CI machine), never a timing check.
 vi.setConfig({ testTimeout: 180_000 });
 import { SignJWT } from 'jose';
-import { startPostgres, type PgServer } from '../harness/postgres.ts';
-import { startNats, type NatsServer } from '../harness/nats.ts';
+import type { PgServer } from '../harness/postgres.ts';
+import { startWalnatsAll, type WalnatsAll } from '../harness/walnats-all.ts';
 import { waitFor } from '../harness/ports.ts';
 import { collect, wsClient } from '../fixtures/gateway/ws.ts';
-import { loadConfig } from '../../src/config.ts';
-import { runAll, type RunHandle } from '../../src/main.ts';
+import type { RunHandle } from '../../src/main.ts';
 
 const ADMIN = 'worked-example-admin';
 const JWT_SECRET = 'worked-example-jwt-secret-of-32-bytes!';
@@ -36,8 +35,8 @@ roles:
           set: { customer_id: X-Hasura-User-Id }
 `;
 
+let all: WalnatsAll;
 let pgs: PgServer;
-let nats: NatsServer;
 let handle: RunHandle;
 let db: string;
 let base: string;
@@ -62,10 +61,11 @@ const customerToken = (id: number) =>
     .sign(new TextEncoder().encode(JWT_SECRET));
 
 beforeAll(async () => {
-  [pgs, nats] = await Promise.all([startPostgres({ settings: { synchronous_commit: 'on' } }), startNats()]);
-  db = await pgs.createDatabase('example');
-  await pgs.sql(
-    `CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, org_id int NOT NULL);
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'walnats-example-'));
+  fs.writeFileSync(path.join(dir, 'permissions.yaml'), PERMISSIONS);
+  all = await startWalnatsAll({
+    db: 'example',
+    schemaSql: `CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, org_id int NOT NULL);
      CREATE TABLE orders (
        id bigserial PRIMARY KEY,
        customer_id int NOT NULL REFERENCES customers(id),
@@ -75,33 +75,15 @@ beforeAll(async () => {
      );
      ALTER TABLE orders REPLICA IDENTITY FULL;
      INSERT INTO customers (name, org_id) VALUES ('Ada', 1), ('Grace', 1);`,
-    [],
-    db,
-  );
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'walnats-example-'));
-  fs.writeFileSync(path.join(dir, 'permissions.yaml'), PERMISSIONS);
-  const { config } = loadConfig({
-    command: 'all',
-    env: {
-      WALNATS_PG_URL: pgs.url(db),
-      WALNATS_NATS_URL: nats.url,
-      WALNATS_HTTP_PORT: '0',
-      WALNATS_SLOT: db,
-      WALNATS_ADMIN_SECRET: ADMIN,
-      WALNATS_JWT_SECRET: JWT_SECRET,
-      WALNATS_PERMISSIONS_FILE: path.join(dir, 'permissions.yaml'),
-      WALNATS_LOG_LEVEL: 'warn',
-      WALNATS_LOG_PRETTY: 'false',
-    },
+    adminSecret: ADMIN,
+    env: { WALNATS_JWT_SECRET: JWT_SECRET, WALNATS_PERMISSIONS_FILE: path.join(dir, 'permissions.yaml') },
+    readyTimeoutMs: 30_000,
   });
-  handle = await runAll(config);
-  base = `http://127.0.0.1:${handle.httpPort}`;
-  await waitFor('walnats all to be ready', async () => (await fetch(`${base}/readyz`)).status === 200 || undefined, 30_000, 100);
+  ({ pgs, db, base, handle } = all);
 });
 
 afterAll(async () => {
-  await handle?.stop();
-  await Promise.all([pgs?.destroy(), nats?.destroy()]);
+  await all?.stop();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
