@@ -6,6 +6,7 @@
 import { GraphQLBoolean, GraphQLError, GraphQLInt, GraphQLScalarType, GraphQLString, Kind, type ValueNode } from 'graphql/index.js';
 import type { ScalarName } from './model.ts';
 import { exactNumber } from './json.ts';
+import { astronomicalYear } from '../values/convert.ts';
 
 function literal(ast: ValueNode, variables?: Record<string, unknown> | null, numbers = false): unknown {
   switch (ast.kind) {
@@ -85,9 +86,7 @@ function pgDate(s: string, zone = false): string {
   if (!bc) return s;
   const m = /^(\d{4,})(-.*)$/.exec(s);
   if (!m) return s;
-  const year = 1 - Number(m[1]);
-  const abs = String(Math.abs(year)).padStart(4, '0');
-  return `${year < 0 ? '-' : ''}${abs}${m[2]}`;
+  return astronomicalYear(s, m[1].length) + m[2]; // as change events write it (values/convert.ts)
 }
 const utc = (s: string) => pgDate(s, true);
 const plainDate = (s: string) => pgDate(s);

@@ -197,7 +197,7 @@ function isBc(s: string): boolean {
  * `0044-03-15` of a BC value → ISO 8601 astronomical year numbering: 1 BC is year 0000,
  * 44 BC is -0043. `yearEnd` is the index of the '-' after the year.
  */
-function astronomicalYear(s: string, yearEnd: number): string {
+export function astronomicalYear(s: string, yearEnd: number): string {
   const year = 1 - Number(s.slice(0, yearEnd));
   const abs = String(Math.abs(year)).padStart(4, '0');
   return year < 0 ? `-${abs}` : abs;
