@@ -30,7 +30,9 @@ import { pacedInserts } from './cdc.ts';
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 function forkTs(script: string, arg: unknown): ChildProcess {
-  return fork(path.join(here, script), [JSON.stringify(arg)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const prof = process.env.WALNATS_BENCH_PROF; // load processes are profiled too (see startWalnats)
+  const execArgv = ['--import', 'tsx', ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])];
+  return fork(path.join(here, script), [JSON.stringify(arg)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
 function nextMessage<T>(child: ChildProcess, timeoutMs: number): Promise<T> {
@@ -69,7 +71,7 @@ interface FanoutStats {
 }
 
 export async function benchFanout(env: Env): Promise<Result[]> {
-  const subscribers = QUICK ? 200 : 1000;
+  const subscribers = Number(process.env.WALNATS_BENCH_SUBSCRIBERS) || (QUICK ? 200 : 1000); // WALNATS_BENCH_SUBSCRIBERS: for iterating
   const seconds = QUICK ? 3 : 10;
   const out: Result[] = [];
   const db = await env.pg.createDatabase('fan');
@@ -102,9 +104,13 @@ export async function benchFanout(env: Env): Promise<Result[]> {
     const query = 'subscription { ticks_events(ops: [INSERT]) { op new { id n b ts } } }';
     let nextId = 1;
     const b = 'y'.repeat(64);
-    for (const rate of [100, 500]) {
+    // For iterating on one case: WALNATS_BENCH_FANOUT=gateway:100 (targets:rates); results are only recorded for full pairs.
+    const [onlyTargets, onlyRates] = (process.env.WALNATS_BENCH_FANOUT ?? '').split(':');
+    const rates = onlyRates ? onlyRates.split(',').map(Number) : [100, 500];
+    const targets = (onlyTargets ? onlyTargets.split(',') : ['gateway', 'raw']) as Array<'gateway' | 'raw'>;
+    for (const rate of rates) {
       const got: Record<string, { stats: FanoutStats; events: number; t0: number; busy: number }> = {};
-      for (const target of ['gateway', 'raw'] as const) {
+      for (const target of targets) {
         log(`fan-out: ${subscribers} subscribers, ${rate} events/s, ${target}`);
         const clients = forkTs('fanout-clients.ts', {
           url: target === 'gateway' ? `ws://127.0.0.1:${gwPort}/graphql` : `ws://127.0.0.1:${rawPort}`,
@@ -147,6 +153,9 @@ export async function benchFanout(env: Env): Promise<Result[]> {
             prev = stats.received;
             await sleep(500);
           }
+          // The samples only at the end: shipping a growing array over IPC twice a second held the subscriber process's event loop.
+          clients.send({ cmd: 'stats', latencies: true });
+          stats = (await nextMessage<{ stats: FanoutStats }>(clients, 30_000)).stats;
           got[target] = { stats, events: nextId - first, t0, busy: busyPct(c0, cpuTicks()) };
           if (stats.received < load.done * subscribers) {
             // Deliveries stopped short: say where the events stopped, so a stall can be told from a slow run.
@@ -170,6 +179,7 @@ export async function benchFanout(env: Env): Promise<Result[]> {
       const rateOf = (x: { stats: FanoutStats; t0: number }) => x.stats.received / ((x.stats.last - x.t0) / 1000);
       const g = got.gateway;
       const r = got.raw;
+      if (!g || !r) continue;
       const gl = summary(g.stats.latencies);
       const rl = summary(r.stats.latencies);
       const ratio = ratioOf(rateOf(g), rateOf(r));

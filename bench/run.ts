@@ -8,6 +8,11 @@
  *                           WALNATS_BENCH_MERGE=1: replace those areas in bench/results.json;
  *                           WALNATS_BENCH_ONLY=none WALNATS_BENCH_MERGE=1 re-renders the files;
  *                           WALNATS_BENCH_MERGE_NOTE says why the areas were re-run)
+ *   WALNATS_BENCH_PROF=<dir>  V8 CPU profiles of the walnats and load processes
+ * For iterating on the fan-out (nothing recorded unless both targets ran):
+ *   WALNATS_BENCH_FANOUT=gateway,raw:100,500   targets:rates
+ *   WALNATS_BENCH_SUBSCRIBERS=<n>              instead of 1,000
+ *   WALNATS_BENCH_FANOUT_DUMP=<file>           one line per sampled delivery: socket event-id time latency
  */
 import fs from 'node:fs';
 import os from 'node:os';

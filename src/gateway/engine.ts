@@ -293,7 +293,7 @@ export class GatewayEngine implements Engine {
    */
   async rawQuery(st: RequestState, schema: GraphQLSchema, document: DocumentNode, operationName: string | null | undefined, variableValues: Record<string, unknown> | null | undefined): Promise<RawQueryResult | undefined> {
     const op = getOperationAST(document, operationName);
-    if (!op || op.operation !== 'query' || schema !== st.rs.schema) return undefined;
+    if (!op || op.operation !== 'query' || schema !== st.rs.schema || st.ops.has(op)) return undefined; // ops: it ran already (see fast-post.ts)
     const vars = getVariableValues(schema, op.variableDefinitions ?? [], variableValues ?? {}, { maxErrors: 50 });
     if (vars.errors) return undefined;
     const plan = this.rawPlan(st, schema, document, op, vars.coerced, variableValues ?? {});

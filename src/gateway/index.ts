@@ -24,6 +24,7 @@ import { RateLimitError, RateLimiter } from './ratelimit.ts';
 import { gatewayMetrics } from './metrics.ts';
 import { Fanout, exactFrames, shareable, type ShareTicket } from './fanout.ts';
 import { stringifyLossless } from './json.ts';
+import { fastPost, type HandOver } from './fast-post.ts';
 
 export type { NameMappingReport } from './model.ts';
 export type { PermissionsSpec } from './permissions.ts';
@@ -61,6 +62,12 @@ export interface GatewayOptions {
    * before 1.21).
    */
   preparedStatements?: boolean;
+  /**
+   * Serve POSTed JSON queries answered from Postgres's JSON text before graphql-yoga (see
+   * fast-post.ts). Default true; false sends every request through yoga (the equivalence
+   * tests compare the two).
+   */
+  fastPath?: boolean;
 }
 
 export interface GatewayReport extends NameMappingReport {
@@ -75,7 +82,7 @@ export interface Gateway {
   /** Re-reads the catalog now; true when the schema was swapped. */
   refresh(): Promise<boolean>;
   /** Counters for tests and diagnostics. */
-  stats(): { statements: number; subscriptions: number; schemaVersion: number; eventExecutions: number; rawReads: number; preparedStatements: number; cachedStatements: number; cachedStatementHits: number };
+  stats(): { statements: number; subscriptions: number; schemaVersion: number; eventExecutions: number; rawReads: number; preparedStatements: number; cachedStatements: number; cachedStatementHits: number; fastPath: number };
   close(): Promise<void>;
 }
 
@@ -208,17 +215,34 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     const c = context as { walnats?: RequestState; request?: Request };
     return c.walnats ?? (c.request ? states.get(c.request) : undefined);
   };
+  /** What the fast path did for a request it handed to yoga (fast-post.ts), by node request. */
+  const handOver = new WeakMap<IncomingMessage, HandOver>();
+  const handedOver = (serverContext: unknown) => {
+    const req = (serverContext as { req?: IncomingMessage } | undefined)?.req;
+    return req ? handOver.get(req) : undefined;
+  };
   /** Authenticates each HTTP request and gives it its role's current schema. */
   const useWalnatsAuth = (): Plugin => ({
-    onRequestParse({ request }) {
+    onRequestParse({ request, serverContext }) {
+      const h = handedOver(serverContext);
       return {
         async onRequestParseDone() {
+          if (h?.refusal) throw h.refusal;
+          if (h?.state) {
+            states.set(request, h.state); // authenticated and admitted once, by the fast path
+            return;
+          }
           const p = await authenticate(lowerHeaders(request.headers));
           const st = engine.newState(p);
           admit(st);
           states.set(request, st);
         },
       };
+    },
+    onParse({ context, setParsedDocument }) {
+      // the fast path's document: a statement it ran is keyed by it (never run twice)
+      const d = handedOver(context)?.document;
+      if (d) setParsedDocument(d);
     },
     onEnveloped({ context, setSchema }) {
       const st = stateFrom(context);
@@ -316,7 +340,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
    * which never reads past it, so the limit is checked on the header alone then; bodies without
    * one (chunked) are counted as yoga does.
    */
-  const useBodyLimit = (limit = 25_000_000): Plugin => ({
+  const useBodyLimit = (limit = BODY_LIMIT): Plugin => ({
     onRequestParse({ request, requestParser, setRequestParser, fetchAPI }) {
       const tooLarge = () => new GraphQLError('Request body too large', { extensions: { http: { status: 413 }, code: 'REQUEST_ENTITY_TOO_LARGE' } });
       const length = request.headers.get('content-length');
@@ -342,6 +366,21 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         return parse(new fetchAPI.Request(req.url, { method: req.method, headers: req.headers, signal: req.signal, body: limited, duplex: 'half' } as RequestInit));
       });
     },
+  });
+
+  const fast = opts.fastPath === false ? undefined : fastPost({
+    yoga: (req, res) => yoga(req, res),
+    handOver,
+    authenticate,
+    newState: (p) => engine.newState(p),
+    admit,
+    rules: (st) => [depthRule(opts.maxDepth), ...(st.access.introspection ? [] : [NoSchemaIntrospectionCustomRule])],
+    rawQuery: (st, schema, document, operationName, variables) => engine.rawQuery(st, schema, document, operationName, variables),
+    counted: () => metrics.request('query'),
+    endpoint: '/graphql',
+    bodyLimit: BODY_LIMIT,
+    lowerHeaders,
+    onError: (err) => log.error({ err }, 'unexpected error in a GraphQL request'),
   });
 
   const graphiql = localGraphiql('/graphql');
@@ -501,6 +540,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   return {
     handle(req, res) {
       if (graphiql?.serve(req, res)) return;
+      if (fast?.handle(req, res)) return;
       void yoga(req, res);
     },
     attachWebSocket(server, path = '/graphql') {
@@ -518,6 +558,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       statements: engine.statements, subscriptions: openSubscriptions(), schemaVersion: version, eventExecutions: engine.eventExecutions,
       rawReads: engine.rawReads, preparedStatements: engine.preparedCount(),
       cachedStatements: engine.sqlCacheStats().size, cachedStatementHits: engine.sqlCacheStats().hits,
+      fastPath: fast?.answered ?? 0,
     }),
     async close() {
       if (closed) return;
@@ -533,6 +574,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     },
   };
 }
+
+/** Request bodies above this many bytes are refused (413), as yoga's default limit. */
+const BODY_LIMIT = 25_000_000;
 
 function hasCredentials(h: Record<string, string | undefined>): boolean {
   return h['x-walnats-admin-secret'] !== undefined || h['x-hasura-admin-secret'] !== undefined || h.authorization !== undefined;
