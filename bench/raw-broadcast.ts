@@ -1,7 +1,7 @@
 /**
  * The fan-out ceiling: a bare `ws` server that takes the same change events from NATS (a core
  * subscription on the table's subjects, fed by the same walnats cdc) and broadcasts one
- * graphql-ws-shaped `next` message per event, serialized once, to every connected socket.
+ * graphql-ws-shaped `next` message per event, serialized and encoded once, to every connected socket.
  * No GraphQL, no per-subscriber work. Prints `ready <port>` once listening.
  *
  *   tsx bench/raw-broadcast.ts <nats-url> <subject> <field>
@@ -24,8 +24,9 @@ nc.subscribe(subject, {
     const a = body.after;
     // The same shape and values the gateway sends (bigint ids as strings).
     const row = { id: String(a.id), n: a.n, b: a.b, ts: a.ts };
-    const text = JSON.stringify({ id: '1', type: 'next', payload: { data: { [field]: { op: 'INSERT', new: row } } } });
-    for (const c of clients) c.send(text);
+    // serialized and encoded once, sent as text to every socket (ws's own broadcast example)
+    const data = Buffer.from(JSON.stringify({ id: '1', type: 'next', payload: { data: { [field]: { op: 'INSERT', new: row } } } }));
+    for (const c of clients) c.send(data, { binary: false });
   },
 });
 await new Promise<void>((r) => wss.once('listening', () => r()));
