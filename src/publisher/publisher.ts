@@ -31,8 +31,13 @@ export interface PublisherOptions {
   window?: number;
   /** Fail when events are outstanding and no ack arrived for this long. Default 10 s. */
   ackTimeoutMs?: number;
-  /** The stream's last sequence now; enables `Nats-Expected-Last-Sequence` on every event. */
+  /** The stream's last sequence now; enables `Nats-Expected-Last-Sequence` on every event (and sparse acks). */
   expectedLastSeq?: number;
+  /**
+   * With `expectedLastSeq`: ask for an ack at least every this many events. Default
+   * min(128, window / 8), at least 1; 1 asks for every ack.
+   */
+  ackEvery?: number;
 }
 
 export interface Publisher {
@@ -174,6 +179,10 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
   if (!Number.isInteger(window) || window < 1) throw new Error(`invalid publish window ${window}`);
   if (!(ackTimeoutMs > 0)) throw new Error(`invalid ack timeout ${ackTimeoutMs}`);
   if (base !== undefined && (!Number.isSafeInteger(base) || base < 0)) throw new Error(`invalid expectedLastSeq ${base}`);
+  const ackEvery = base === undefined ? 1 : (options.ackEvery ?? Math.max(1, Math.min(128, Math.floor(window / 8))));
+  if (!Number.isInteger(ackEvery) || ackEvery < 1) throw new Error(`invalid ackEvery ${ackEvery}`);
+  /** Sparse acks: events are held back one at a time and most go out without a reply subject. */
+  const sparse = ackEvery > 1;
 
   // Checked like any header value (nats.js rejects CR/LF and trims), once.
   const streamLine = `\r\n${EXPECTED_STREAM}: ${checkedValue(stream)}`;
@@ -214,6 +223,7 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
   let statusIter: AsyncIterator<unknown> | undefined;
   let statusSource: AsyncIterable<unknown> | undefined;
   function teardown() {
+    held = undefined;
     if (timer) clearInterval(timer);
     timer = undefined;
     if (!sub.isClosed()) sub.unsubscribe();
@@ -225,6 +235,10 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
   }
 
   function onAck(index: number, seq: number) {
+    if (base !== undefined) {
+      onChainAck(index, seq);
+      return;
+    }
     if (index < acked || ahead.has(index) || index >= sent) {
       fail(new PublishError(`unexpected second ack for event ${index} (stream seq ${seq})`));
       return;
@@ -244,6 +258,27 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
       acked++;
       lastStreamSeq = base !== undefined ? base + acked : lastStreamSeq;
     }
+    progressed();
+  }
+
+  /**
+   * With `Nats-Expected-Last-Sequence` on every event, event `index` stored at
+   * `base + index + 1` means every earlier event of this publisher is stored right before it,
+   * whether or not its own ack was asked for (or has arrived yet).
+   */
+  function onChainAck(index: number, seq: number) {
+    if (index >= sent || index === held?.index) {
+      fail(new PublishError(`ack for event ${index}, which was not published (stream seq ${seq})`));
+      return;
+    }
+    if (seq !== base! + index + 1) {
+      fail(new PublishError(`event ${index} stored at stream seq ${seq}, expected ${base! + index + 1}`));
+      return;
+    }
+    lastProgress = performance.now();
+    if (index < acked) return; // an earlier ack arriving late: nothing new
+    acked = index + 1;
+    lastStreamSeq = seq;
     progressed();
   }
 
@@ -315,7 +350,7 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
       } catch {
         /* keep the raw text */
       }
-      fail(new PublishError(`JetStream refused event ${index}: ${description}${code !== undefined ? ` (${code})` : ''}`, code));
+      fail(new PublishError(`JetStream refused event ${index}: ${description}${code !== undefined ? ` (${code})` : ''}${unstoredFrom(description, index)}`, code));
       return;
     }
     const m = SEQ_FIELD.exec(s);
@@ -329,6 +364,19 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
       return;
     }
     onAck(index, seq);
+  }
+
+  /**
+   * With sparse acks the event that got the error is not always the first one refused: a
+   * "wrong last sequence: N" names the stream's last sequence, so the first event missing.
+   */
+  function unstoredFrom(description: string, index: number): string {
+    if (base === undefined) return '';
+    const m = /wrong last sequence: (\d+)/.exec(description);
+    if (!m) return '';
+    const first = Number(m[1]) - base;
+    if (first < 0 || first >= index) return '';
+    return `; the stream holds this publisher's events up to ${first - 1}: event ${first} and the ones after it were not stored (published without asking for an ack, the first was refused or lost in silence)`;
   }
 
   const sub: Subscription = nc.subscribe(`${inbox}.*`, {
@@ -398,22 +446,57 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
       : new PublishError('publisher is closed');
   }
 
+  /** The newest event, not written yet (sparse acks only). */
+  let held: { ev: OutboundEvent; headers: MsgHdrs; index: number } | undefined;
+  let heldFlushQueued = false;
+
+  /** Writes one event; a publish that throws fails the publisher, and the error is returned. */
+  function write(ev: OutboundEvent, headers: MsgHdrs, index: number, askAck: boolean): PublishError | undefined {
+    try {
+      nc.publish(ev.subject, ev.body, askAck ? { reply: `${inbox}.${index}`, headers } : { headers });
+      return undefined;
+    } catch (cause) {
+      const e = new PublishError(`cannot publish event ${ev.msgId} to ${ev.subject} (${ev.body.length} bytes body)`, undefined, { cause });
+      fail(e);
+      return e;
+    }
+  }
+
+  function writeHeld(askAck: boolean): PublishError | undefined {
+    const h = held!;
+    held = undefined;
+    return write(h.ev, h.headers, h.index, askAck || h.index % ackEvery === ackEvery - 1);
+  }
+
+  /** End of a burst: the last event held back asks for its ack. */
+  function flushHeld() {
+    heldFlushQueued = false;
+    if (held && !error && !closed) writeHeld(true); // a throw has failed the publisher: `failed` reports it
+  }
+
   return {
     send(ev: OutboundEvent): boolean {
       if (error || closed) throw unusable();
       const index = sent;
       const h = headerBlock(ev.headers, streamLine, base !== undefined ? String(base + index) : undefined);
       if (sent === acked) lastProgress = performance.now();
-      try {
-        nc.publish(ev.subject, ev.body, { reply: `${inbox}.${index}`, headers: h });
-      } catch (cause) {
-        const e = new PublishError(
-          `cannot publish event ${ev.msgId} to ${ev.subject} (${ev.body.length} bytes body)`,
-          undefined,
-          { cause },
-        );
-        fail(e);
-        throw e;
+      if (!sparse) {
+        const e = write(ev, h, index, true);
+        if (e) throw e;
+      } else {
+        if (held) {
+          const e = writeHeld(false);
+          if (e) throw e;
+        }
+        held = { ev, headers: h, index };
+        if (sent + 1 - acked >= window) {
+          // The window is full: room comes only from an ack, so this one asks for it now.
+          const e = writeHeld(true);
+          if (e) throw e;
+        } else if (!heldFlushQueued) {
+          heldFlushQueued = true;
+          queueMicrotask(flushHeld);
+        }
       }
       sent++;
       if (!timer) {

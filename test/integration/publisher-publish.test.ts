@@ -154,7 +154,9 @@ describe('pipelined publisher', () => {
       const p = createPublisher(nc, { stream, expectedLastSeq: withExpected ? 0 : undefined });
       for (const ev of events) p.send(ev);
       const err = await p.failed;
-      expect(err.message).toMatch(/event 4: 503 no responders/);
+      // With the header most events go out without asking for an ack (sparse acks): the
+      // lost one is found through the next event that asks, which names the first missing.
+      expect(err.message).toMatch(withExpected ? /event 4 and the ones after it were not stored/ : /event 4: 503 no responders/);
       const ack = await nc.request(`walnats.${db}.sentinel.x.insert`, 'sentinel');
       const seq = ack.json<{ seq: number }>().seq;
       const stored = await readAll(nc, stream);
@@ -167,6 +169,66 @@ describe('pipelined publisher', () => {
         expect(seq).toBe(10);
       }
     }
+  });
+
+  it('asks JetStream for one ack per burst or per ackEvery events, not one per event', async () => {
+    const stream = await newStream(jsm, 'sparse');
+    const own = await connect({ servers: server.url });
+    const p = createPublisher(own, { stream, expectedLastSeq: 0 }); // window 4096: ackEvery 128
+    const before = own.stats().inMsgs;
+    const events = makeEvents('sparse', 1000);
+    for (const ev of events) p.send(ev); // one synchronous burst
+    await p.flush();
+    const acks = own.stats().inMsgs - before;
+    expect(acks).toBe(Math.floor(1000 / 128) + 1); // every 128th, then the burst's last
+    // and a burst of one still asks for its ack
+    p.send(makeEvents('sparse', 1, 1000)[0]);
+    await p.flush();
+    expect(own.stats().inMsgs - before).toBe(acks + 1);
+    expect(p.lastStreamSeq).toBe(1001);
+    const stored = await readAll(nc, stream);
+    expect(stored.map(([, id]) => id)).toEqual([...events.map((e) => e.msgId), makeEvents('sparse', 1, 1000)[0].msgId]);
+    await p.close();
+    await own.close();
+  });
+
+  it('an event JetStream refuses in silence (sent without an ack asked) fails the publisher and nothing after it is stored', async () => {
+    const db = 'silent';
+    const name = `walnats_${db}`;
+    await jsm.streams.add({ name, subjects: streamSubjects('walnats', db), max_msg_size: 4096, duplicate_window: 120_000_000_000 });
+    const events = makeEvents(db, 300);
+    // event 50 is too large for the stream: refused, and it asks for no ack (50 % 128 != 127)
+    events[50] = { ...events[50], body: new TextEncoder().encode(JSON.stringify({ pad: 'x'.repeat(8000) })) };
+    const p = createPublisher(nc, { stream: name, expectedLastSeq: 0 });
+    let called = false;
+    for (const ev of events) p.send(ev);
+    p.checkpoint(() => (called = true));
+    const err = await p.failed;
+    expect(err).toBeInstanceOf(PublishError);
+    expect((err as PublishError).code).toBe(10071);
+    expect(err.message).toMatch(/up to 49: event 50 and the ones after it were not stored/);
+    expect(called).toBe(false);
+    expect(p.ackedCount).toBeLessThanOrEqual(50);
+    const stored = await readAll(nc, name);
+    expect(stored.map(([, id]) => id)).toEqual(events.slice(0, 50).map((e) => e.msgId));
+  });
+
+  it('a window smaller than ackEvery still fills and drains (the event that fills it asks for its ack)', async () => {
+    const stream = await newStream(jsm, 'tiny');
+    const p = createPublisher(nc, { stream, window: 3, ackEvery: 100, expectedLastSeq: 0 });
+    const events = makeEvents('tiny', 50);
+    let waits = 0;
+    for (const ev of events) {
+      if (!p.send(ev)) {
+        waits++;
+        await p.whenRoom();
+      }
+    }
+    await p.flush();
+    expect(waits).toBeGreaterThan(10);
+    expect(p.ackedCount).toBe(50);
+    expect((await readAll(nc, stream)).map(([, id]) => id)).toEqual(events.map((e) => e.msgId));
+    await p.close();
   });
 
   it('fails on a duplicate ack (an event already stored)', async () => {
