@@ -56,7 +56,7 @@ export function createLogger(
     timestamp: pino.stdTimeFunctions.isoTime,
     // Level names rather than numbers: readable in any log viewer without a mapping.
     formatters: { level: (label) => ({ level: label }) },
-    serializers: { err: pino.stdSerializers.errWithCause, error: pino.stdSerializers.errWithCause },
+    serializers: { err: serializeError, error: serializeError },
     redact: { paths: REDACT_PATHS, censor },
   };
   if (!config.logPretty) {
@@ -65,6 +65,48 @@ export function createLogger(
   const color = opts.color ?? (dest as { isTTY?: boolean }).isTTY === true;
   const pretty: pino.DestinationStream = { write: (line: string) => void dest.write(formatPretty(line, color)) };
   return pino({ ...options, base: undefined }, pretty);
+}
+
+const MAX_ERROR_DEPTH = 5;
+const MAX_ERROR_ARRAY = 20;
+
+function isErrorLike(v: unknown): v is Error {
+  return v instanceof Error || (typeof v === 'object' && v !== null && typeof (v as Error).message === 'string' && typeof (v as Error).stack === 'string');
+}
+
+/**
+ * An error as a log field: type, message, stack, its cause chain (and an AggregateError's
+ * errors), and its own fields that are plain values (pg's `code`, `severity`, `detail`, …).
+ * Fields that are objects are named, not written out: libraries attach live objects to their
+ * errors (pg's pool puts the whole client, its connection and socket on an idle error), which
+ * made multi-kilobyte lines and could carry what no log should hold.
+ */
+export function serializeError(err: unknown, depth = 0): unknown {
+  if (!isErrorLike(err)) return err;
+  const out: Record<string, unknown> = {
+    type: (err as { constructor?: { name?: string } }).constructor?.name ?? 'Error',
+    message: err.message,
+    stack: err.stack,
+  };
+  for (const [k, v] of Object.entries(err)) {
+    if (k in out || k === 'cause' || k === 'errors') continue;
+    out[k] = errorField(v, depth);
+  }
+  const cause = (err as { cause?: unknown }).cause;
+  if (cause !== undefined) out.cause = depth < MAX_ERROR_DEPTH ? (isErrorLike(cause) ? serializeError(cause, depth + 1) : errorField(cause, depth)) : '[…]';
+  const errors = (err as { errors?: unknown }).errors;
+  if (Array.isArray(errors)) out.errors = errors.slice(0, MAX_ERROR_ARRAY).map((e) => (depth < MAX_ERROR_DEPTH ? serializeError(e, depth + 1) : '[…]'));
+  return out;
+}
+
+function errorField(v: unknown, depth: number): unknown {
+  if (v === null || v === undefined || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return v;
+  if (typeof v === 'bigint') return String(v);
+  if (isErrorLike(v)) return depth < MAX_ERROR_DEPTH ? serializeError(v, depth + 1) : '[…]';
+  if (Array.isArray(v) && v.length <= MAX_ERROR_ARRAY && v.every((x) => x === null || ['string', 'number', 'boolean'].includes(typeof x))) return v;
+  if (typeof v === 'function') return undefined;
+  const name = (v as { constructor?: { name?: string } }).constructor?.name;
+  return `[${name && name !== 'Object' ? name : Array.isArray(v) ? 'Array' : 'object'}]`;
 }
 
 const LEVEL_COLORS: Record<string, string> = {

@@ -45,6 +45,46 @@ describe('createLogger', () => {
   });
 });
 
+describe('errors in log lines', () => {
+  it('keep type, message, stack, plain fields and causes, and name attached objects instead of writing them out', () => {
+    const c = capture();
+    const log = createLogger({ logLevel: 'info', logPretty: false }, { destination: c.destination });
+    // What pg's pool emits for an idle connection killed by the server: a DatabaseError with
+    // the client (connection, socket, type parsers) attached.
+    class DatabaseError extends Error {}
+    class Client {
+      connectionParameters = { host: '127.0.0.1', port: 5432, user: 'app', database: 'shop' };
+      socket = { buffered: 'x'.repeat(5000) };
+    }
+    const err = Object.assign(new DatabaseError('terminating connection due to administrator command', { cause: new Error('socket closed') }), {
+      severity: 'FATAL', code: '57P01', line: '3211', position: 12, nested: [1, 2], client: new Client(), extra: { token: 'hunter2' },
+    });
+    log.warn({ err }, 'idle Postgres connection failed');
+    expect(c.lines[0].length).toBeLessThan(2500);
+    expect(c.lines[0]).not.toMatch(/hunter2|xxxx|127\.0\.0\.1/);
+    const entry = JSON.parse(c.lines[0]);
+    expect(entry.err).toMatchObject({
+      type: 'DatabaseError', message: 'terminating connection due to administrator command',
+      severity: 'FATAL', code: '57P01', line: '3211', position: 12, nested: [1, 2], client: '[Client]', extra: '[object]',
+      cause: { type: 'Error', message: 'socket closed' },
+    });
+    expect(entry.err.stack).toMatch(/^Error: terminating connection/);
+  });
+
+  it('follow AggregateError errors and stop at cycles', () => {
+    const c = capture();
+    const log = createLogger({ logLevel: 'info', logPretty: false }, { destination: c.destination });
+    const a = new Error('a') as Error & { cause?: unknown };
+    const b = new Error('b', { cause: a });
+    a.cause = b; // a cycle
+    log.error({ err: new AggregateError([a, new Error('c')], 'all failed') }, 'x');
+    const entry = JSON.parse(c.lines[0]);
+    expect(entry.err.type).toBe('AggregateError');
+    expect(entry.err.errors.map((e: { message: string }) => e.message)).toEqual(['a', 'c']);
+    expect(entry.err.errors[0].cause.message).toBe('b');
+  });
+});
+
 describe('formatPretty', () => {
   it('passes through lines that are not JSON', () => {
     expect(formatPretty('plain')).toBe('plain\n');
