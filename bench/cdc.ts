@@ -13,14 +13,19 @@
  * transaction just before COMMIT: it slightly overstates the latency).
  */
 import { spawn } from 'node:child_process';
+import os from 'node:os';
 import { createInbox, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, DeliverPolicy } from '@nats-io/jetstream';
 import pg from 'pg';
 import {
   QUICK, busyPct, cpuSeconds, cpuTicks, deleteStream, dropDatabase, fmt, log, nowMs, parseTimestampMs, ratioOf, sleep, startWalnats,
-  summary, waitForLog, waitForStream, waitWalFlushed, type Env, type Result,
+  summary, trackProcessCpu, waitForLog, waitForStream, waitWalFlushed, type Env, type Result,
 } from './lib.ts';
 import { defaultStreamName } from '../src/events/subject.ts';
+
+/** A walsender's process title (`postgres: walsender <user> <client> …`). */
+const WALSENDER = /^postgres: walsender /;
+const CORES = os.cpus().length;
 
 const ROW_SQL_100 = `md5(g::text) || md5((g + 1)::text)`; // 64 chars: ~100-byte rows
 const ROW_SQL_2K = `left(repeat(md5(g::text), 60), 1900)`; // ~2 KB rows, under the TOAST threshold
@@ -99,8 +104,11 @@ async function sampleMessage(nc: NatsConnection, stream: string, seq: number): P
 }
 
 /**
- * The broker's ceiling: `n` messages like `sample` published by Node with the same pipelining
- * (window, reply inbox, in-order ack counting) into a fresh stream like walnats's.
+ * The broker's ceiling: `n` messages like `sample` published by Node into a fresh stream like
+ * walnats's, the way walnats publishes (so that it stays a ceiling): the header block written
+ * as bytes (no `MsgHdrs`), `Nats-Expected-Last-Sequence` on each, pipelined with the same
+ * window, and an ack asked for by every 128th message and the last (sparse acks; the chain of
+ * expected sequences makes an ack cover all before it). No decoding, no JSON, no envelope.
  */
 export async function rawPublishCeiling(nc: NatsConnection, sample: SampleMessage, n: number, window = 4096): Promise<{ ms: number; rate: number }> {
   const jsm = await jetstreamManager(nc);
@@ -109,18 +117,24 @@ export async function rawPublishCeiling(nc: NatsConnection, sample: SampleMessag
   await jsm.streams.add({ name: stream, subjects: [`${tag}.>`], duplicate_window: 120_000 * 1_000_000 });
   const subject = `${tag}.${sample.subject.split('.').slice(1).join('.')}`;
   const inbox = createInbox();
+  const ackEvery = Math.min(128, Math.floor(window / 8));
   let acked = 0;
   let sent = 0;
   let tEnd = 0;
   let wake: (() => void) | undefined;
   let done!: () => void;
+  let failed: Error | undefined;
   const finished = new Promise<void>((r) => (done = r));
   const low = Math.floor((window * 3) / 4);
   const sub = nc.subscribe(`${inbox}.*`, {
     callback: (_e, m) => {
       const s = new TextDecoder().decode(m.data);
-      if (s.includes('"error"')) throw new Error(`raw publish refused: ${s}`);
-      acked++;
+      if (s.includes('"error"')) {
+        failed = new Error(`raw publish refused: ${s}`);
+        done();
+        return;
+      }
+      acked = Number(m.subject.slice(inbox.length + 1)) + 1;
       if (wake && sent - acked <= low) {
         const w = wake;
         wake = undefined;
@@ -132,23 +146,22 @@ export async function rawPublishCeiling(nc: NatsConnection, sample: SampleMessag
       }
     },
   });
+  const rest = sample.headers.filter(([k]) => k !== 'Nats-Msg-Id' && k !== 'Nats-Expected-Last-Sequence' && k !== 'Nats-Expected-Stream');
+  const fixed = rest.map(([k, v]) => `\r\n${k}: ${v}`).join('') + `\r\nNats-Expected-Stream: ${stream}`;
   const t0 = nowMs();
-  while (sent < n) {
+  while (sent < n && !failed) {
     while (sent < n && sent - acked < window) {
-      const h = natsHeaders();
-      for (const [k, v] of sample.headers) {
-        if (k === 'Nats-Msg-Id') h.set(k, `${tag}:${sent}`);
-        else if (k === 'Nats-Expected-Last-Sequence') h.set(k, String(sent));
-        else if (k === 'Nats-Expected-Stream') h.set(k, stream);
-        else h.set(k, v);
-      }
-      nc.publish(subject, sample.data, { reply: `${inbox}.${sent}`, headers: h });
+      const text = `NATS/1.0\r\nNats-Msg-Id: ${tag}:${sent}${fixed}\r\nNats-Expected-Last-Sequence: ${sent}\r\n\r\n`;
+      const headers = { encode: () => Buffer.from(text, 'utf8') } as unknown as ReturnType<typeof natsHeaders>;
+      const ask = sent === n - 1 || sent % ackEvery === ackEvery - 1 || sent + 1 - acked >= window;
+      nc.publish(subject, sample.data, ask ? { reply: `${inbox}.${sent}`, headers } : { headers });
       sent++;
     }
     if (sent < n) await new Promise<void>((r) => (wake = r));
   }
   await finished;
   sub.unsubscribe();
+  if (failed) throw failed;
   const ms = tEnd - t0;
   await deleteStream(nc, stream);
   return { ms, rate: (n / ms) * 1000 };
@@ -167,7 +180,9 @@ export async function benchThroughput(env: Env): Promise<Result[]> {
 
     // pg_recvlogical first: the ceiling of the walsender decoding this slot data.
     const c0 = cpuTicks();
+    const rlSender = trackProcessCpu(WALSENDER);
     const rl = await runRecvlogical(env, db, 'rl', endLsn);
+    const rlSenderCpu = rlSender.stop();
     const rlBusy = busyPct(c0, cpuTicks());
     if (rl.code !== 0) throw new Error(`pg_recvlogical exited with ${rl.code}: ${rl.err}`);
     const rlRate = (w.rows / rl.ms) * 1000;
@@ -176,17 +191,26 @@ export async function benchThroughput(env: Env): Promise<Result[]> {
     // walnats cdc, a real process.
     const stream = defaultStreamName('walnats', db);
     const d = startWalnats(env, db, { WALNATS_SLOT: 'wn', WALNATS_CREATE_SLOT: 'false' });
-    let wn: { ms: number; rate: number; cpu: number; events: number };
+    let wn: { ms: number; rate: number; cpu: number; senderCpu: number; natsCpu: number; events: number };
     let sample: SampleMessage;
     let wnBusy = NaN;
     try {
       const tStart = await waitForLog(d, /^streaming changes/);
       const cpu0 = cpuSeconds(d.pid);
+      const nats0 = cpuSeconds(env.nats.pid ?? -1);
+      const sender = trackProcessCpu(WALSENDER);
       const c1 = cpuTicks();
       const st = await waitForStream(env.nc, stream, w.rows, 600_000);
       wnBusy = busyPct(c1, cpuTicks());
       const ms = st.lastTs - tStart;
-      wn = { ms, rate: (w.rows / ms) * 1000, cpu: cpuSeconds(d.pid) - cpu0, events: st.messages };
+      wn = {
+        ms,
+        rate: (w.rows / ms) * 1000,
+        cpu: cpuSeconds(d.pid) - cpu0,
+        senderCpu: sender.stop(),
+        natsCpu: cpuSeconds(env.nats.pid ?? -1) - nats0,
+        events: st.messages,
+      };
       sample = await sampleMessage(env.nc, stream, st.lastSeq);
     } finally {
       await d.kill('SIGTERM');
@@ -195,10 +219,29 @@ export async function benchThroughput(env: Env): Promise<Result[]> {
     await deleteStream(env.nc, stream);
 
     const c2 = cpuTicks();
+    const rawNats0 = cpuSeconds(env.nats.pid ?? -1);
+    const rawSelf0 = process.cpuUsage();
     const raw = await rawPublishCeiling(env.nc, sample, w.rows);
+    const rawSelf = process.cpuUsage(rawSelf0);
+    const rawNatsCpu = cpuSeconds(env.nats.pid ?? -1) - rawNats0;
     const rawBusy = busyPct(c2, cpuTicks());
     log(`  raw JetStream publish: ${fmt(raw.ms)} ms, ${fmt(raw.rate, 0)} msg/s (${sample.data.length} B bodies)`);
     await dropDatabase(env.pg, db);
+
+    // What bounds the figure: every process of the walnats run shares the machine's cores.
+    // µs of CPU per event for each, the floor that sum puts under the run's time on this
+    // machine, and what the daemon's share would have to be for 0.8 × pg_recvlogical.
+    const us = (cpuS: number) => (cpuS / w.rows) * 1e6;
+    const perEvent = { daemon: us(wn.cpu), sender: us(wn.senderCpu), nats: us(wn.natsCpu) };
+    const totalUs = perEvent.daemon + perEvent.sender + perEvent.nats;
+    const floorMs = ((totalUs * w.rows) / 1e6 / CORES) * 1000;
+    const floorRate = (w.rows / floorMs) * 1000;
+    const targetUs = (CORES * 1e6) / (0.8 * rlRate);
+    const daemonBudgetUs = targetUs - perEvent.sender - perEvent.nats;
+    log(
+      `  CPU per event: daemon ${fmt(perEvent.daemon)} µs, walsender ${fmt(perEvent.sender)} µs, nats-server ${fmt(perEvent.nats)} µs ` +
+        `(pg_recvlogical run: walsender ${fmt(us(rlSenderCpu))} µs; raw publish: publisher ${fmt(us((rawSelf.user + rawSelf.system) / 1e6))} µs, nats-server ${fmt(us(rawNatsCpu))} µs)`,
+    );
 
     const ratio = ratioOf(wn.rate, rlRate);
     out.push({
@@ -218,7 +261,19 @@ export async function benchThroughput(env: Env): Promise<Result[]> {
       unit: 'events/s',
       ceiling: { name: 'raw pipelined publish from Node', value: raw.rate },
       ratio: ratioOf(wn.rate, raw.rate),
-      detail: `raw publish ${fmt(raw.ms / 1000)} s for ${fmt(w.rows, 0)} × ${sample.data.length} B; machine CPU busy ${fmt(rawBusy, 0)} % (walnats run: ${fmt(wnBusy, 0)} %)`,
+      detail: `raw publish ${fmt(raw.ms / 1000)} s for ${fmt(w.rows, 0)} × ${sample.data.length} B (published as walnats does: header bytes, sparse acks); CPU per message: publisher ${fmt(us((rawSelf.user + rawSelf.system) / 1e6))} µs, nats-server ${fmt(us(rawNatsCpu))} µs; machine CPU busy ${fmt(rawBusy, 0)} % (walnats run: ${fmt(wnBusy, 0)} %)`,
+    });
+    out.push({
+      area: 'CDC throughput',
+      name: `${w.label}: walnats vs the run's CPU floor on ${CORES} cores`,
+      value: wn.rate,
+      unit: 'events/s',
+      ceiling: { name: `all its processes' CPU ÷ ${CORES} cores`, value: floorRate },
+      ratio: ratioOf(wn.rate, floorRate),
+      detail:
+        `CPU per event: daemon ${fmt(perEvent.daemon)} µs + walsender ${fmt(perEvent.sender)} µs + nats-server ${fmt(perEvent.nats)} µs = ${fmt(totalUs)} µs, ` +
+        `so ≥ ${fmt(floorMs / 1000)} s on ${CORES} cores (the run took ${fmt(wn.ms / 1000)} s); pg_recvlogical's walsender: ${fmt(us(rlSenderCpu))} µs per row. ` +
+        `0.8 × pg_recvlogical needs ≤ ${fmt(targetUs)} µs per event in all: ${daemonBudgetUs > 0 ? `the daemon at ≤ ${fmt(daemonBudgetUs)} µs` : 'less than the walsender and nats-server use already, whatever the daemon does'} (it uses ${fmt(perEvent.daemon)} µs)`,
     });
   }
   return out;

@@ -222,3 +222,61 @@ export function cpuTicks(): { busy: number; total: number } {
 export function busyPct(a: { busy: number; total: number }, b: { busy: number; total: number }): number {
   return b.total > a.total ? ((b.busy - a.busy) / (b.total - a.total)) * 100 : NaN;
 }
+
+/**
+ * CPU seconds used by every process whose command line matches `match` while the tracker
+ * runs, including processes born and gone in between (a walsender lives only as long as its
+ * replication connection): /proc is scanned every `everyMs` and each process's last reading
+ * kept. A process that existed before the start counts from its first reading.
+ */
+export function trackProcessCpu(match: RegExp, everyMs = 50): { stop(): number } {
+  const first = new Map<number, number>();
+  const last = new Map<number, number>();
+  // pids seen not to match, forgotten every 10 scans: a forked process shows its parent's
+  // command line until it sets its own title (a Postgres backend becoming a walsender). Its
+  // CPU counts from its birth whenever it is found, so finding it late loses nothing.
+  const other = new Set<number>();
+  let scans = 0;
+  let started = false;
+  const scan = () => {
+    if (++scans % 10 === 0) other.clear();
+    let pids: string[] = [];
+    try {
+      pids = fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n));
+    } catch {
+      return;
+    }
+    for (const p of pids) {
+      const pid = Number(p);
+      if (other.has(pid)) continue;
+      if (!last.has(pid)) {
+        let cmd = '';
+        try {
+          cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+        } catch {
+          continue;
+        }
+        if (!match.test(cmd)) {
+          other.add(pid);
+          continue;
+        }
+      }
+      const c = cpuSeconds(pid);
+      if (Number.isNaN(c)) continue;
+      if (!last.has(pid)) first.set(pid, started ? 0 : c);
+      last.set(pid, c);
+    }
+  };
+  scan();
+  started = true;
+  const timer = setInterval(scan, everyMs);
+  return {
+    stop() {
+      scan();
+      clearInterval(timer);
+      let total = 0;
+      for (const [pid, c] of last) total += c - (first.get(pid) ?? 0);
+      return total;
+    },
+  };
+}

@@ -13,6 +13,8 @@ export interface NatsServer {
   readonly port: number;
   readonly url: string;
   readonly storeDir: string;
+  /** Process id of the running server (undefined while stopped). */
+  readonly pid: number | undefined;
   stop(): Promise<void>;
   start(): Promise<void>;
   /** SIGSTOP: the server keeps its sockets but answers nothing (a stalled broker). */
@@ -60,6 +62,9 @@ export async function startNats(extraArgs: string[] = []): Promise<NatsServer> {
     port,
     url: `nats://127.0.0.1:${port}`,
     storeDir,
+    get pid() {
+      return child?.exitCode === null ? child.pid : undefined;
+    },
     async start() {
       const p = spawnNatsServer(['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), ...extraArgs], port);
       child = p.child;

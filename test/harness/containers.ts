@@ -54,6 +54,7 @@ export async function startNatsContainer(extraArgs: string[] = []): Promise<Nats
     port,
     url: `nats://127.0.0.1:${port}`,
     storeDir: '/data',
+    pid: undefined, // inside the container: not a process of this machine's view
     pause: () => void docker('pause', id),
     resume: () => void docker('unpause', id),
     async stop() {
