@@ -40,6 +40,44 @@ describe('Reader', () => {
     expect(out.buffer).not.toBe(buf.buffer);
   });
 
+  // Short ASCII text takes a Latin-1 fast path; it must give exactly what UTF-8 decoding gives,
+  // and everything else (non-ASCII, invalid, long) must still go through the validating decoder.
+  const reference = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  const enc = new TextEncoder();
+  const texts: Array<[string, number[]]> = [
+    ['empty', []],
+    ['digits', [...enc.encode('-9223372036854775808')]],
+    ['NUL and control bytes', [0, 1, 9, 10, 13, 31]],
+    ['DEL (0x7f), the last ASCII byte', [0x41, 0x7f, 0x42]],
+    ['256 ASCII bytes (fast path limit)', Array.from({ length: 256 }, (_, i) => 32 + (i % 95))],
+    ['257 ASCII bytes', Array.from({ length: 257 }, (_, i) => 32 + (i % 95))],
+    ['ASCII then é at the end', [...enc.encode('cafe'), 0xc3, 0xa9]],
+    ['Latin-1 lookalike: 0xe9 alone is not UTF-8', [0x63, 0xe9]],
+    ['a BOM at the start is kept', [0xef, 0xbb, 0xbf, 0x41]],
+    ['4-byte UTF-8', [...enc.encode('a😀b')]],
+  ];
+  it.each(texts.flatMap(([name, bytes]) => [
+    [name, 'Uint8Array', Uint8Array.from(bytes)],
+    [name, 'Buffer view at an offset', Buffer.concat([Buffer.from([7, 7, 7]), Buffer.from(bytes)]).subarray(3)],
+  ] as Array<[string, string, Uint8Array]>))('text: %s (%s) decodes as UTF-8 would', (_name, _kind, input) => {
+    let want: string | Error;
+    try {
+      want = reference.decode(input);
+    } catch (e) {
+      want = e as Error;
+    }
+    const msg = Uint8Array.from([0x4f, ...input]);
+    const reads = [(r: Reader) => r.text(input.length)];
+    // as a C string too, where it has no NUL of its own
+    if (!input.includes(0)) reads.push((r: Reader) => (r.reset(Uint8Array.from([0x4f, ...input, 0]), 1), r.cstring()));
+    for (const read of reads) {
+      const r = new Reader();
+      r.reset(msg, 1);
+      if (want instanceof Error) expect(() => read(r)).toThrow(/not valid UTF-8/);
+      else expect(read(r)).toBe(want);
+    }
+  });
+
   it('works on a view into a larger buffer', () => {
     const big = Uint8Array.of(0xee, 0xee, 0x42, 0, 0, 0, 7, 0xee);
     const r = new Reader();
