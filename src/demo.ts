@@ -73,7 +73,11 @@ export async function runDemo(config: WalnatsConfig): Promise<RunHandle> {
   }
   const out = (line: string) => process.stdout.write(line + '\n');
   out('walnats demo: starting a throwaway Postgres and nats-server…');
-  const [pgs, nats] = await Promise.all([startPostgres({ settings: { synchronous_commit: 'on' } }), startNats()]);
+  // Own process groups: Ctrl-C reaches walnats alone, which stops its work before the servers.
+  const [pgs, nats] = await Promise.all([
+    startPostgres({ settings: { synchronous_commit: 'on' }, ownProcessGroup: true }),
+    startNats([], { ownProcessGroup: true }),
+  ]);
   const db = 'shop';
   await pgs.sql(`CREATE DATABASE ${db}`);
   await pgs.sql(SAMPLE_SCHEMA, [], db);

@@ -8,6 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, waitFor } from './ports.ts';
+import { onProcessExit } from './owned-child.ts';
 
 export interface NatsServer {
   readonly port: number;
@@ -43,9 +44,9 @@ export interface NatsProcess {
 }
 
 /** Spawns nats-server (`$WALNATS_NATS_SERVER` or the one on PATH) with `args`, listening on `port`. */
-export function spawnNatsServer(args: string[], port: number, label = 'nats-server'): NatsProcess {
+export function spawnNatsServer(args: string[], port: number, label = 'nats-server', detached = false): NatsProcess {
   let log = '';
-  const child = spawn(process.env.WALNATS_NATS_SERVER ?? 'nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.env.WALNATS_NATS_SERVER ?? 'nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'], detached });
   child.stdout!.on('data', (d) => (log += d));
   child.stderr!.on('data', (d) => (log += d));
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${label} exited with ${code}:\n${log}`))));
@@ -54,7 +55,12 @@ export function spawnNatsServer(args: string[], port: number, label = 'nats-serv
   return { child, log: () => log, ready };
 }
 
-export async function startNats(extraArgs: string[] = []): Promise<NatsServer> {
+export interface StartNatsOptions {
+  /** As PgServerOptions.ownProcessGroup: its own process group, killed and removed when this process exits first. */
+  ownProcessGroup?: boolean;
+}
+
+export async function startNats(extraArgs: string[] = [], opts: StartNatsOptions = {}): Promise<NatsServer> {
   const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'walnats-nats-'));
   const port = await freePort();
   let child: ChildProcess | undefined;
@@ -66,7 +72,7 @@ export async function startNats(extraArgs: string[] = []): Promise<NatsServer> {
       return child?.exitCode === null ? child.pid : undefined;
     },
     async start() {
-      const p = spawnNatsServer(['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), ...extraArgs], port);
+      const p = spawnNatsServer(['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), ...extraArgs], port, 'nats-server', opts.ownProcessGroup === true);
       child = p.child;
       await p.ready;
     },
@@ -85,6 +91,7 @@ export async function startNats(extraArgs: string[] = []): Promise<NatsServer> {
       child = undefined;
     },
     async destroy() {
+      forget();
       const c = child;
       if (c && c.exitCode === null) {
         const done = new Promise((r) => c.once('exit', r));
@@ -94,6 +101,12 @@ export async function startNats(extraArgs: string[] = []): Promise<NatsServer> {
       fs.rmSync(storeDir, { recursive: true, force: true });
     },
   };
+  const forget = opts.ownProcessGroup
+    ? onProcessExit(() => {
+        if (child && child.exitCode === null) child.kill('SIGKILL');
+        fs.rmSync(storeDir, { recursive: true, force: true });
+      })
+    : () => {};
   await server.start();
   return server;
 }

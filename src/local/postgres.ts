@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { freePort, waitFor } from './ports.ts';
+import { onProcessExit } from './owned-child.ts';
 
 export interface PgServerOptions {
   /** Extra `-c name=value` settings. */
@@ -17,6 +18,11 @@ export interface PgServerOptions {
   hba?: string[];
   /** Folder of the Postgres binaries to use instead of the installed ones (version matrix). */
   bin?: string;
+  /**
+   * Run in a process group of its own (a terminal's Ctrl-C does not reach it; this process
+   * stops it) and shut it down and remove it if this process exits first. For `walnats demo`.
+   */
+  ownProcessGroup?: boolean;
 }
 
 export interface PgServer {
@@ -131,7 +137,7 @@ export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServe
     ...sqlAccess(port),
     async start() {
       log = '';
-      child = spawn(path.join(bin, 'postgres'), ['-D', dataDir], { ...user, stdio: ['ignore', 'pipe', 'pipe'] });
+      child = spawn(path.join(bin, 'postgres'), ['-D', dataDir], { ...user, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.ownProcessGroup === true });
       child.stdout!.on('data', (d) => (log += d));
       child.stderr!.on('data', (d) => (log += d));
       const exited = new Promise<never>((_, reject) =>
@@ -155,10 +161,18 @@ export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServe
       child = undefined;
     },
     async destroy() {
+      forget();
       await server.stop('immediate');
       fs.rmSync(base, { recursive: true, force: true });
     },
   };
+  // Exiting first: immediate shutdown (SIGQUIT; the postmaster takes its backends down), files removed.
+  const forget = opts.ownProcessGroup
+    ? onProcessExit(() => {
+        if (child && child.exitCode === null) child.kill('SIGQUIT');
+        fs.rmSync(base, { recursive: true, force: true });
+      })
+    : () => {};
   await server.start();
   return server;
 }

@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -11,7 +12,64 @@ import { waitFor } from '../harness/ports.ts';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/walnats.js');
 
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Starts the demo as a terminal would: its own process group (the foreground job). */
+async function startDemo() {
+  let out = '';
+  const child = spawn(process.execPath, [BIN, 'demo', '--http-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  await waitFor('live insert events of the sample schema', async () => /walnats\.shop\.public\.orders\.insert\n\s+\{"op":"c"/.test(out) || undefined, 60_000, 200);
+  const pgPort = Number(/Postgres:\s+postgres:\/\/postgres@127\.0\.0\.1:(\d+)\/shop/.exec(out)![1]);
+  const natsPort = Number(/NATS:\s+nats:\/\/127\.0\.0\.1:(\d+)/.exec(out)![1]);
+  return { child, exited, out: () => out, pgPort, natsPort };
+}
+
 describe('walnats demo', () => {
+  it('Ctrl-C in a terminal (SIGINT to the whole process group) stops walnats before its servers: no connection warnings, nothing left running', async () => {
+    const d = await startDemo();
+    try {
+      expect(await listening(d.pgPort)).toBe(true);
+      expect(await listening(d.natsPort)).toBe(true);
+      const mark = d.out().length; // the open gateway's warning at start is expected
+      process.kill(-d.child.pid!, 'SIGINT');
+      expect(await d.exited).toBe(0);
+      expect(d.out()).toMatch(/walnats demo: stopped, temporary servers removed\./);
+      // Postgres used to get the same SIGINT and shut down under the running gateway and daemon.
+      expect(d.out().slice(mark)).not.toMatch(/idle Postgres connection failed|terminating connection|"level":"(warn|error)"|\b(WARN|ERROR)\b/);
+      expect(await listening(d.pgPort)).toBe(false);
+      expect(await listening(d.natsPort)).toBe(false);
+    } finally {
+      if (d.child.exitCode === null) process.kill(-d.child.pid!, 'SIGKILL');
+    }
+  }, 120_000);
+
+  it('a second signal exits at once and still takes its servers and their files with it', async () => {
+    const d = await startDemo();
+    const dirs = () => fs.readdirSync('/tmp').filter((n) => n.startsWith('walnats-pg-') || n.startsWith('walnats-nats-'));
+    const before = dirs();
+    try {
+      // Two different signals: two of the same sent back to back may be delivered as one.
+      process.kill(-d.child.pid!, 'SIGINT');
+      process.kill(-d.child.pid!, 'SIGTERM');
+      expect(await d.exited).toBe(143);
+      expect(d.out()).toMatch(/SIGTERM again, exiting without draining/);
+      await waitFor('the demo servers to stop', async () => (!(await listening(d.pgPort)) && !(await listening(d.natsPort))) || undefined, 20_000, 100);
+      // its own two directories are gone (others may belong to tests running in parallel)
+      expect(before.filter((n) => !dirs().includes(n)).length).toBeGreaterThanOrEqual(2);
+    } finally {
+      if (d.child.exitCode === null) process.kill(-d.child.pid!, 'SIGKILL');
+    }
+  }, 120_000);
+
   it('starts Postgres and NATS, tails the sample schema’s events, serves GraphQL, and on Ctrl-C removes everything', async () => {
     let out = '';
     const child = spawn(process.execPath, [BIN, 'demo', '--http-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
