@@ -134,11 +134,6 @@ export function buildControlEvent(
   };
 }
 
-export function parseRequest(content: Uint8Array | string): SnapshotRequest | null {
-  const r = readRequest(content);
-  return 'problem' in r ? null : r;
-}
-
 /**
  * A snapshot request message, or what is wrong with it. Tables are objects
  * `{"schema":"public","table":"orders"}` (what `walnats snapshot` writes) or names as the
@@ -198,8 +193,9 @@ export async function recoverState(jsm: JetStreamManager, stream: string, prefix
     const m = await getOrNull(jsm, stream, { seq: next, next_by_subj: subject });
     if (!m) break;
     const body = JSON.parse(new TextDecoder().decode(m.data)) as { message?: { content_text?: string } };
-    const req = body.message?.content_text ? parseRequest(body.message.content_text) : null;
-    if (req) laterRequests.push({ ...req, seq: m.seq });
+    // A request the daemon could not read was logged when it arrived (engine.ts); skipped here too.
+    const req = body.message?.content_text ? readRequest(body.message.content_text) : null;
+    if (req && !('problem' in req)) laterRequests.push({ ...req, seq: m.seq });
     next = m.seq + 1;
   }
   return { state, seq, laterRequests, neverSnapshotted: !last && info.state.first_seq <= 1 };

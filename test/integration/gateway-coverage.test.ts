@@ -70,11 +70,7 @@ describe('gateway coverage', () => {
   const { s, rig } = useRig({ sqlText: SCHEMA, gateway: { adminSecret: ADMIN, anonymousRole: 'anon', permissions, maxRows: 5 } });
 
   /** The response as text too, to show that a value appears nowhere in it. */
-  const post = async (query: string, variables?: Record<string, unknown>, headers: Record<string, string> = admin) => {
-    const r = await fetch(rig.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', ...headers }, body: JSON.stringify({ query, variables }) });
-    const text = await r.text();
-    return { status: r.status, text, body: JSON.parse(text) };
-  };
+  const post = (query: string, variables?: Record<string, unknown>, headers: Record<string, string> = admin) => rig.gql(query, variables, headers);
   const docsTable = () => rig.sql<Record<string, unknown>>('SELECT id, owner_id, title, body, secret, score FROM docs ORDER BY id');
 
   describe('update permission set presets', () => {

@@ -15,11 +15,8 @@ describe('gateway compiled-statement cache', () => {
   const admin = { 'x-walnats-admin-secret': 'adm1n' };
 
   const post = async (query: string, variables?: Record<string, unknown>, headers: Record<string, string> = admin) => {
-    const before = rig.gw.stats();
-    const r = await fetch(rig.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', ...headers }, body: JSON.stringify({ query, variables }) });
-    const text = await r.text();
-    const after = rig.gw.stats();
-    return { status: r.status, text, body: JSON.parse(text), raw: after.rawReads - before.rawReads, hits: after.cachedStatementHits - before.cachedStatementHits, added: after.cachedStatements - before.cachedStatements };
+    const { delta, ...r } = await rig.gqlCounting(query, variables, headers);
+    return { ...r, raw: delta.rawReads, hits: delta.cachedStatementHits, added: delta.cachedStatements };
   };
   type Order = { id: string; customer_id: number; qty: number };
 

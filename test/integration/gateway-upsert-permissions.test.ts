@@ -60,11 +60,7 @@ const permissions: PermissionsSpec = {
 describe('gateway upsert permissions', () => {
   const { rig } = useRig({ sqlText: SCHEMA, gateway: { adminSecret: ADMIN, permissions } });
 
-  const post = async (query: string, variables?: Record<string, unknown>, headers: Record<string, string> = admin) => {
-    const r = await fetch(rig.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', ...headers }, body: JSON.stringify({ query, variables }) });
-    const text = await r.text();
-    return { status: r.status, text, body: JSON.parse(text) };
-  };
+  const post = (query: string, variables?: Record<string, unknown>, headers: Record<string, string> = admin) => rig.gql(query, variables, headers);
   const doc = async (title: string) =>
     (await rig.sql<{ id: number; owner_id: number; title: string; body: string | null; score: number }>('SELECT id, owner_id, title, body, score FROM docs WHERE title = $1', [title]))[0];
   const seed = async (owner: number, title: string, score = 1, body: string | null = null) =>

@@ -22,11 +22,7 @@ const admin = { 'x-walnats-admin-secret': ADMIN };
 
 describe('gateway: lossless values in query results', () => {
   const { rig } = useRig({ sqlText: SCHEMA, gateway: { adminSecret: ADMIN } });
-  const post = async (query: string, variables?: Record<string, unknown>) => {
-    const r = await fetch(rig.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', ...admin }, body: JSON.stringify({ query, variables }) });
-    const text = await r.text();
-    return { status: r.status, text, body: JSON.parse(text) };
-  };
+  const post = (query: string, variables?: Record<string, unknown>) => rig.gql(query, variables, admin);
   const insert = async (sql: string) => (await rig.sql<{ id: number }>(sql))[0].id;
   const one = (id: number, cols: string) => post(`query($id: Int!) { vals_by_pk(id: $id) { ${cols} } }`, { id });
 
@@ -66,10 +62,7 @@ describe('gateway: lossless values in query results', () => {
 
 describe('gateway: BC dates and timestamps', () => {
   const { rig } = useRig({ sqlText: SCHEMA, gateway: { adminSecret: ADMIN } });
-  const post = async (query: string, variables?: Record<string, unknown>) => {
-    const r = await fetch(rig.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', ...admin }, body: JSON.stringify({ query, variables }) });
-    return { text: await r.text() };
-  };
+  const post = (query: string, variables?: Record<string, unknown>) => rig.gql(query, variables, admin);
 
   it('come back in astronomical year numbering, timestamptz in UTC with Z (docs/values.md)', async () => {
     const [{ id }] = await rig.sql<{ id: number }>(`INSERT INTO vals (d, ts, tstz, da, tsa) VALUES ('0044-03-15 BC', '0044-03-15 12:00:00.5 BC', '0044-03-15 12:00:00+00 BC', '{0001-12-31 BC,2024-02-29,NULL}', '{4713-01-01 00:00:00+00 BC}') RETURNING id`);
@@ -95,10 +88,7 @@ describe('gateway: BC dates and timestamps', () => {
 
 describe('gateway: arrays whose lower bounds are not 1', () => {
   const { rig } = useRig({ sqlText: SCHEMA, gateway: { adminSecret: ADMIN } });
-  const post = async (query: string, variables?: Record<string, unknown>) => {
-    const r = await fetch(rig.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', ...admin }, body: JSON.stringify({ query, variables }) });
-    return { text: await r.text() };
-  };
+  const post = (query: string, variables?: Record<string, unknown>) => rig.gql(query, variables, admin);
 
   it('keep their bounds as {"lower_bounds":[…],"values":[…]}; bounds of 1 stay plain arrays', async () => {
     const [{ id }] = await rig.sql<{ id: number }>(`INSERT INTO vals (ia, m2, ba, tsa, da) VALUES ('[0:1]={1,2}', '[2:3][1:1]={{1},{2}}', '[-2:-1]={9223372036854775807,NULL}', '[0:0]={2024-02-29 12:00:00+00}', '{2024-02-29}') RETURNING id`);
