@@ -156,9 +156,12 @@ function processIo(): CliIo {
 export function describeError(err: unknown): string {
   const lines: string[] = [];
   let e: unknown = err;
+  let said = '';
   for (let depth = 0; e !== undefined && e !== null && depth < 10; depth++) {
     const msg = e instanceof Error ? e.message : String(e);
-    lines.push(depth === 0 ? msg : `  caused by: ${msg}`);
+    // A wrapper that already quotes its cause's message says it once, not twice.
+    if (depth === 0 || !said.includes(msg)) lines.push(depth === 0 ? msg : `  caused by: ${msg}`);
+    said = msg;
     e = e instanceof Error ? e.cause : undefined;
   }
   return lines.join('\n');
@@ -197,7 +200,10 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
 
   let loaded;
   try {
-    loaded = loadConfig({ flags: parsed.flags, env: io.env, cwd: io.cwd, command: parsed.command, stdoutIsTTY: io.stdoutIsTTY });
+    // The demo talks to a person even when its output is piped (`| tee`): pretty log lines by
+    // default there, between its human-readable event lines; log_pretty set anywhere still wins.
+    const pretty = parsed.command === 'demo' ? true : io.stdoutIsTTY;
+    loaded = loadConfig({ flags: parsed.flags, env: io.env, cwd: io.cwd, command: parsed.command, stdoutIsTTY: pretty });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     io.stderr.write(`walnats: ${err.message}\n`);

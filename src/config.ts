@@ -77,7 +77,7 @@ export const CONFIG_SETTINGS: readonly SettingDef[] = [
     description: 'Address the HTTP server binds to.' },
   { key: 'log_level', type: 'enum', values: LOG_LEVELS, default: 'info', commands: EVERY,
     description: 'Minimum log level.' },
-  { key: 'log_pretty', type: 'bool', defaultDoc: 'true when stdout is a terminal', commands: EVERY,
+  { key: 'log_pretty', type: 'bool', defaultDoc: 'true when stdout is a terminal (always for `walnats demo`)', commands: EVERY,
     description: 'Human-readable single-line logs instead of JSON.' },
   // ── CDC ──
   { key: 'prefix', type: 'string', default: 'walnats', commands: [...CDC, ...GATEWAY],

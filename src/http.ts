@@ -137,7 +137,12 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   }
 
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => reject(new Error(`cannot listen on ${opts.host ?? '0.0.0.0'}:${opts.port}: ${err.message}`, { cause: err }));
+    const onError = (err: Error) => {
+      const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+        ? ' (another process listens there: choose another port with --http-port / WALNATS_HTTP_PORT / http_port, 0 for any free one)'
+        : '';
+      reject(new Error(`cannot listen on ${opts.host ?? '0.0.0.0'}:${opts.port}: ${err.message}${inUse}`, { cause: err }));
+    };
     server.once('error', onError);
     server.listen(opts.port, opts.host ?? '0.0.0.0', () => {
       server.off('error', onError);

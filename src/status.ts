@@ -258,12 +258,12 @@ export function formatStatus(s: WalnatsStatus): string {
   if (!s.postgresError) {
     if (!sl.exists) add('slot', `${sl.name}: missing`);
     else {
-      add('slot', `${sl.name}: ${sl.active ? `active (pid ${sl.activePid})` : 'inactive'}${sl.plugin && sl.plugin !== 'pgoutput' ? `, plugin ${sl.plugin}` : ''}`);
+      add('slot', `${sl.name}: ${sl.active ? `active (walsender pid ${sl.activePid})` : 'inactive'}${sl.plugin && sl.plugin !== 'pgoutput' ? `, plugin ${sl.plugin}` : ''}`);
       add('  confirmed lsn', sl.confirmedFlushLsn ?? '-');
       add('  restart lsn', sl.restartLsn ?? '-');
       add('  lag', `${sl.lagBytes === null ? '-' : bytesText(sl.lagBytes)}${sl.lagSeconds === null ? '' : `, ${sl.lagSeconds.toFixed(3)} s`}`);
       add('  wal status', sl.walStatus ?? '-');
-      add('  active instance', sl.leader ? `${sl.leader.name} (backend pid ${sl.leader.pid}${sl.leader.addr ? `, ${sl.leader.addr}` : ''})` : 'none');
+      add('  active instance', sl.leader ? `${sl.leader.name} (holds the leader lock on backend pid ${sl.leader.pid}${sl.leader.addr ? `, ${sl.leader.addr}` : ''})` : 'none');
       add('  standbys', String(sl.standbys));
     }
     const p = s.publication;

@@ -39,6 +39,9 @@ describe('walnats demo', () => {
     try {
       expect(await listening(d.pgPort)).toBe(true);
       expect(await listening(d.natsPort)).toBe(true);
+      // Its log lines are pretty even though its output is a pipe here (as with `| tee`).
+      expect(d.out()).toMatch(/^\d\d:\d\d:\d\d WARN  GATEWAY IS OPEN/m);
+      expect(d.out()).not.toMatch(/"level":/);
       const mark = d.out().length; // the open gateway's warning at start is expected
       process.kill(-d.child.pid!, 'SIGINT');
       expect(await d.exited).toBe(0);

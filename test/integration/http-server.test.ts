@@ -142,7 +142,7 @@ describe('startHttpServer', () => {
     await (await fetch(`${base()}/healthz`, { keepalive: true })).text();
     await expect(
       serve({ port: handle.port }),
-    ).rejects.toThrow(/cannot listen on 127.0.0.1:\d+/);
+    ).rejects.toThrow(/cannot listen on 127.0.0.1:\d+: listen EADDRINUSE.* choose another port with --http-port \/ WALNATS_HTTP_PORT/);
     await handle.close();
     handle = undefined;
   });

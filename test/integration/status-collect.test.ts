@@ -51,6 +51,10 @@ describe('collectStatus', () => {
     expect(text).toMatch(/slot\s+walnats: inactive/);
     expect(text).toMatch(/lag\s+\d/);
     expect(text).toMatch(/stream\s+\S+: missing/);
+    // Two pids, each said for what it is: the slot's walsender, and the leader's lock connection.
+    const active = formatStatus({ ...s, slot: { ...s.slot, active: true, activePid: 123, leader: { pid: 456, name: 'walnats-cdc@h', addr: null } } });
+    expect(active).toMatch(/slot\s+walnats: active \(walsender pid 123\)/);
+    expect(active).toMatch(/active instance\s+walnats-cdc@h \(holds the leader lock on backend pid 456\)/);
   });
 
   it('reports missing slot and publication', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { UsageError, helpText, main, parseCommandLine, type CliIo } from '../../src/cli.ts';
+import { UsageError, describeError, helpText, main, parseCommandLine, type CliIo } from '../../src/cli.ts';
 import { CONFIG_SETTINGS, flagName } from '../../src/config.ts';
 
 describe('parseCommandLine', () => {
@@ -182,5 +182,16 @@ describe('main', () => {
     expect(await main(['snapshot', 'public.a', 'public.b'], f.io)).toBe(0);
     expect(got).toEqual(['public.a', 'public.b']);
     expect(JSON.parse(f.out())).toEqual({ requested: 2 });
+  });
+});
+
+describe('describeError', () => {
+  it.each([
+    ['a wrapper quoting its cause says it once', new Error('cannot listen on 0.0.0.0:8080: listen EADDRINUSE', { cause: new Error('listen EADDRINUSE') }), 'cannot listen on 0.0.0.0:8080: listen EADDRINUSE'],
+    ['a cause with news of its own is shown', new Error('publishing failed', { cause: new Error('wrong last sequence: 4') }), 'publishing failed\n  caused by: wrong last sequence: 4'],
+    ['a chain keeps what each level adds', new Error('a: b', { cause: new Error('b', { cause: new Error('c') }) }), 'a: b\n  caused by: c'],
+    ['non-errors', 'plain text', 'plain text'],
+  ])('%s', (_what, err, text) => {
+    expect(describeError(err)).toBe(text);
   });
 });
