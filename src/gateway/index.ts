@@ -383,14 +383,29 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     onError: (err) => log.error({ err }, 'unexpected error in a GraphQL request'),
   });
 
+  // What GraphiQL shows first (yoga's own text would read "walnats is an in-browser tool…").
+  const GRAPHIQL_DEFAULT_QUERY = [
+    '# walnats: every table of this database as GraphQL, read and written straight in Postgres,',
+    '# with subscriptions fed by the change events on NATS JetStream. Open the docs (top left)',
+    '# for the tables; with an admin secret or a token, put it in Headers below, e.g.',
+    '#   {"x-walnats-admin-secret": "…"}   or   {"authorization": "Bearer …"}',
+    '#',
+    '# For a table `orders`:',
+    '#   query { orders(where: {qty: {_gt: 1}}, order_by: {id: desc}, limit: 10) { id qty } }',
+    '#   mutation { insert_orders_one(object: {qty: 2}) { id } }',
+    '#   subscription { orders_events(ops: [INSERT, UPDATE, DELETE]) { op old { id } new { id qty } cursor } }',
+    '#   subscription { orders(where: {qty: {_gt: 1}}, limit: 10) { id qty } }   # a live query',
+    '',
+  ].join('\n');
   const graphiql = localGraphiql('/graphql');
   if (!graphiql) log.warn('@graphql-yoga/graphiql is not installed: the GraphiQL page loads its assets from unpkg.com and needs internet access');
 
   const yoga = createYoga<{ req: IncomingMessage; res: ServerResponse }>({
     graphqlEndpoint: '/graphql',
     landingPage: false,
-    graphiql: { title: 'walnats', subscriptionsProtocol: 'WS' },
-    renderGraphiQL: graphiql ? (o) => graphiql.render({ ...o }) : undefined,
+    graphiql: { title: 'walnats', subscriptionsProtocol: 'WS', defaultQuery: GRAPHIQL_DEFAULT_QUERY },
+    // YogaGraphiQL 4 starts from `query` (a `?query=` in the URL first), not `defaultQuery`.
+    renderGraphiQL: graphiql ? (o) => graphiql.render({ ...o, query: (o as { defaultQuery?: string }).defaultQuery }) : undefined,
     logging: false,
     maskedErrors: {
       isDev: false,

@@ -98,6 +98,9 @@ describe('GraphiQL', () => {
       await page.goto(`${base}/graphql`);
       const queryEditor = page.locator('.graphiql-query-editor .monaco-editor');
       await queryEditor.waitFor();
+      // The first text says what walnats is and shows its operations (not yoga's welcome text).
+      await page.locator('.graphiql-query-editor', { hasText: 'orders_events' }).waitFor();
+      expect((await queryEditor.innerText()).replace(/\u00a0/g, ' ')).toMatch(/walnats: every table of this database as GraphQL/);
       const response = page.locator('.graphiql-response');
 
       // The admin secret goes in GraphiQL's Headers tab, as a user would put it.
