@@ -264,12 +264,17 @@ export interface ConfigProblem {
   message: string;
 }
 
+/** ` (where it was set)`, unless that only repeats the name (`--pg-ur: unknown flag (flag --pg-ur)`). */
+function sourceSuffix(p: ConfigProblem): string {
+  return p.source === `flag ${p.key}` || p.source === `env ${p.key}` ? '' : ` (${p.source})`;
+}
+
 export class ConfigError extends Error {
   readonly problems: ConfigProblem[];
   constructor(problems: ConfigProblem[], options?: ErrorOptions) {
     super(
       `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
-        problems.map((p) => `  - ${p.key}: ${p.message} (${p.source})`).join('\n'),
+        problems.map((p) => `  - ${p.key}: ${p.message}${sourceSuffix(p)}`).join('\n'),
       options,
     );
     this.name = 'ConfigError';

@@ -233,6 +233,16 @@ describe('errors', () => {
       ]),
     );
     expect(p).toHaveLength(4);
+    // The message names where a value came from, but not twice for a name that is its own source.
+    let message = '';
+    try {
+      load({ argv: ['--slott', 'x'], env: { WALNATS_HTTP_PORT: 'abc', WALNATS_NATS_ULR: 'x' } });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain('  - --slott: unknown flag (did you mean --slot?)\n');
+    expect(message).toContain('  - WALNATS_NATS_ULR: unknown setting (did you mean WALNATS_NATS_URL?)\n');
+    expect(message).toMatch(/ {2}- http_port: expected an integer, got "abc" \(env WALNATS_HTTP_PORT\)/);
   });
 
   it('reports missing required settings per command', () => {
