@@ -13,6 +13,19 @@
  * every later one is refused and the publisher fails; the daemon then reads the stream back
  * and resumes from what it holds. Each message also carries `Nats-Expected-Stream`.
  *
+ * Sparse acks: that chain also means that an ack for event i (stored at
+ * `expectedLastSeq + i + 1`) proves every earlier event of this publisher stored. So, with
+ * `expectedLastSeq`, only every `ackEvery`-th event, the first event, the event that fills
+ * the window, and the last event of each synchronous burst of `send` calls ask for an ack
+ * (carry a reply subject); the others are published without one. An event refused in silence
+ * is still caught: every later event is refused too, and the next one that asks gets the
+ * error, which names the first event missing. The first event asks so that a publisher
+ * resuming after such a failure gets JetStream's own reason for it. This saves what
+ * nats-server spends building, routing and writing each ack and what this process spends
+ * parsing and matching it (about a third of the publishing CPU on both sides). To know which
+ * event ends a burst, the newest event is held back until the next `send` or the end of the
+ * current microtask turn. Without `expectedLastSeq` every event asks and is written at once.
+ *
  * Failure (the `failed` promise resolves with the first one; the publisher then accepts
  * nothing more): a JetStream error in an ack (wrong last sequence, …), no responders (503:
  * no stream for the subject), a duplicate ack (the event was already stored: the caller's
@@ -376,7 +389,7 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
     if (!m) return '';
     const first = Number(m[1]) - base;
     if (first < 0 || first >= index) return '';
-    return `; the stream holds this publisher's events up to ${first - 1}: event ${first} and the ones after it were not stored (published without asking for an ack, the first was refused or lost in silence)`;
+    return `; the stream holds this publisher's events up to ${first - 1}: event ${first} and the ones after it were not stored (published without asking for an ack, the first was refused or lost in silence; a publisher resuming from the stream asks for its first event's ack, which gives JetStream's reason)`;
   }
 
   const sub: Subscription = nc.subscribe(`${inbox}.*`, {
@@ -465,7 +478,10 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
   function writeHeld(askAck: boolean): PublishError | undefined {
     const h = held!;
     held = undefined;
-    return write(h.ev, h.headers, h.index, askAck || h.index % ackEvery === ackEvery - 1);
+    // The first event always asks: when a session fails on an event refused in silence, the
+    // next session (a new publisher from the stream's tail) starts with that same event, and its
+    // ack then carries JetStream's own reason (storage full, message too large, …).
+    return write(h.ev, h.headers, h.index, askAck || h.index === 0 || h.index % ackEvery === ackEvery - 1);
   }
 
   /** End of a burst: the last event held back asks for its ack. */

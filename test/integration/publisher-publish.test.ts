@@ -180,7 +180,7 @@ describe('pipelined publisher', () => {
     for (const ev of events) p.send(ev); // one synchronous burst
     await p.flush();
     const acks = own.stats().inMsgs - before;
-    expect(acks).toBe(Math.floor(1000 / 128) + 1); // every 128th, then the burst's last
+    expect(acks).toBe(1 + Math.floor(1000 / 128) + 1); // the first, every 128th, then the burst's last
     // and a burst of one still asks for its ack
     p.send(makeEvents('sparse', 1, 1000)[0]);
     await p.flush();
@@ -211,6 +211,13 @@ describe('pipelined publisher', () => {
     expect(p.ackedCount).toBeLessThanOrEqual(50);
     const stored = await readAll(nc, name);
     expect(stored.map(([, id]) => id)).toEqual(events.slice(0, 50).map((e) => e.msgId));
+    // The retry: a publisher resuming from the stream's tail starts with the refused event, and
+    // its first event asks for an ack, so JetStream's own reason is seen (not a sequence error).
+    const retry = createPublisher(nc, { stream: name, expectedLastSeq: 50 });
+    for (const ev of events.slice(50)) retry.send(ev);
+    const why = await retry.failed;
+    expect(why.message).toMatch(/JetStream refused event 0: message size exceeds maximum allowed/);
+    expect((await readAll(nc, name)).length).toBe(50);
   });
 
   it('a window smaller than ackEvery still fills and drains (the event that fills it asks for its ack)', async () => {
