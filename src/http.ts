@@ -128,9 +128,14 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     });
   });
 
+  // Upgraded sockets (WebSockets) leave the HTTP server's own bookkeeping: close() ends them
+  // itself once the grace period is over, or they would hold it open for as long as they live.
+  const upgraded = new Set<Duplex>();
   if (opts.upgrade) {
     const upgrade = opts.upgrade;
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      upgraded.add(socket);
+      socket.once('close', () => upgraded.delete(socket));
       if (GRAPHQL_PATH.test(pathOf(req))) return upgrade(req, socket, head);
       socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     });
@@ -156,7 +161,10 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     server,
     close() {
       closing ??= new Promise<void>((resolve) => {
-        const timer = setTimeout(() => server.closeAllConnections(), opts.closeGraceMs ?? 5000);
+        const timer = setTimeout(() => {
+          server.closeAllConnections();
+          for (const s of upgraded) s.destroy();
+        }, opts.closeGraceMs ?? 5000);
         timer.unref();
         server.close(() => {
           clearTimeout(timer);

@@ -184,8 +184,11 @@ async function run(config: WalnatsConfig, parts: { cdc: boolean; gateway: boolea
   const stop = () =>
     (stopped ??= (async () => {
       logger.info('shutting down');
-      await p.http?.close();
+      // Stop accepting first; then the gateway closes its WebSockets ("going away"), which the
+      // HTTP server's close would otherwise wait on for as long as the clients stay.
+      const httpClosed = p.http?.close();
       await p.gateway?.close();
+      await httpClosed;
       await p.daemon?.stop();
       await p.stopSlotMonitor?.();
       await nc.drain().catch(() => nc.close());

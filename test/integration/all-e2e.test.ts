@@ -90,3 +90,32 @@ describe('walnats all', () => {
     await client.dispose();
   });
 });
+
+describe('walnats all, stopping (SIGTERM) with subscribers connected', () => {
+  let other: WalnatsAll | undefined;
+  afterAll(() => other?.stop());
+
+  it('closes open subscriptions ("going away", 1001) and finishes instead of waiting for the clients to leave', async () => {
+    other = await startWalnatsAll({ db: 'e2e_stop', schemaSql: 'CREATE TABLE t (id int PRIMARY KEY)', adminSecret: 'e2e-secret', readyTimeoutMs: 30_000 });
+    const closes: number[] = [];
+    const clients = [0, 1].map(() => wsClient(`ws://127.0.0.1:${other!.handle.httpPort}/graphql`, { headers: { 'x-walnats-admin-secret': 'e2e-secret' } }, (e) => closes.push(e.code)));
+    const subs = clients.map((c) => collect(c, 'subscription { t_events { op new { id } } }'));
+    // Inserts until both have seen one: a subscription's consumer starts at the next event.
+    let id = 0;
+    await waitFor('both subscribers live', async () => {
+      if (subs.every((s) => s.results.length >= 1)) return true;
+      await other!.pgs.sql('INSERT INTO t VALUES ($1)', [++id], other!.db);
+      return undefined;
+    }, 20_000, 300);
+    // Before the fix stop() never finished while a WebSocket was open: the HTTP server's close
+    // waited for upgraded sockets that nothing closed, and the gateway (which would) came after.
+    const outcome = await Promise.race([
+      other.handle.stop().then(() => 'stopped'),
+      new Promise((r) => setTimeout(() => r('still running after 20 s'), 20_000)),
+    ]);
+    expect(outcome).toBe('stopped');
+    await waitFor('both clients told', async () => closes.length === 2 || undefined, 5_000, 20);
+    expect(closes).toEqual([1001, 1001]);
+    await Promise.all(clients.map((c) => c.dispose()));
+  }, 60_000);
+});

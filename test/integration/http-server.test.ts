@@ -137,6 +137,24 @@ describe('startHttpServer', () => {
     expect(upgraded).toEqual(['/graphql']);
   });
 
+  it('close() ends upgraded connections too once the grace period is over (a client that never leaves)', async () => {
+    handle = await serve({
+      closeGraceMs: 200,
+      // Accepts the upgrade and keeps the socket, as a WebSocket server does.
+      upgrade: (_req, socket) => void socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n'),
+    });
+    const client = net.connect(handle.port, '127.0.0.1');
+    const ended = new Promise<void>((r) => client.once('close', () => r()));
+    await new Promise<void>((resolve) => {
+      client.once('data', () => resolve());
+      client.write('GET /graphql HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n');
+    });
+    const outcome = await Promise.race([handle.close().then(() => 'closed'), new Promise((r) => setTimeout(() => r('still open after 10 s'), 10_000))]);
+    expect(outcome).toBe('closed');
+    await ended; // the server ended the client's socket
+    handle = undefined;
+  });
+
   it('closes with keep-alive connections open, and reports a port in use', async () => {
     handle = await serve();
     await (await fetch(`${base()}/healthz`, { keepalive: true })).text();
