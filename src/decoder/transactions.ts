@@ -54,6 +54,13 @@ export function createTransactionAssembler(opts: TransactionAssemblerOptions = {
   let commitTimeUs = 0n;
   /** Last seq used by an event of the open transaction. */
   let seq = 0;
+  /**
+   * The last WAL position a message of this transaction came with. The walsender sends a
+   * position only with the last write of a change (Postgres's WalSndPrepareWrite sends 0/0 for
+   * the others, so that synchronous replication never sees one LSN twice): a Relation message
+   * written before the change that needs it comes with 0/0, and takes this one instead.
+   */
+  let lastLsn: Lsn = 0n;
 
   function requireTxn(what: string, walStart: Lsn): void {
     if (!inTxn) {
@@ -89,6 +96,7 @@ export function createTransactionAssembler(opts: TransactionAssemblerOptions = {
   }
 
   function push(walStart: Lsn, msg: PgoutputMessage): Change[] {
+    if (walStart !== 0n) lastLsn = walStart;
     switch (msg.tag) {
       case 'begin':
         if (inTxn) {
@@ -101,6 +109,7 @@ export function createTransactionAssembler(opts: TransactionAssemblerOptions = {
         xid = msg.xid;
         commitTimeUs = msg.commitTimeUs;
         seq = 0;
+        lastLsn = walStart;
         return [{ kind: 'begin', commitLsn, seq: 0, lsn: walStart, xid, commitTimeUs }];
 
       case 'commit': {
@@ -128,7 +137,7 @@ export function createTransactionAssembler(opts: TransactionAssemblerOptions = {
       case 'relation': {
         requireTxn('Relation message', walStart);
         const { relation, previous } = relations.apply(msg.relation);
-        return [{ kind: 'relation', commitLsn, seq: seq + 1, lsn: walStart, xid, commitTimeUs, relation, previous }];
+        return [{ kind: 'relation', commitLsn, seq: seq + 1, lsn: walStart !== 0n ? walStart : lastLsn, xid, commitTimeUs, relation, previous }];
       }
 
       case 'type':

@@ -8,6 +8,7 @@ import { startNats, type NatsServer } from '../harness/nats.ts';
 import { startTestDaemon, type TestDaemon } from '../harness/cdc.ts';
 import { readFiltered, waitForSubject, type StoredEvent } from '../harness/stream.ts';
 import { escapeToken, parseSubject } from '../../src/events/subject.ts';
+import { parseLsn } from '../../src/lsn.ts';
 import { waitFor } from '../harness/ports.ts';
 
 let pgs: PgServer;
@@ -214,6 +215,17 @@ describe('identifiers and schema changes', () => {
       .filter((e) => e.body.relation.table === 'evolving' || e.body.relation.table === 'evolved')
       .map((e) => `${e.body.relation.table}:${e.body.relation.columns.map((c: { name: string }) => c.name).join(',')}`);
     expect(shapes).toEqual(['evolving:id,a', 'evolving:id,a,b', 'evolving:id,b', 'evolving:id,c', 'evolved:id,c']);
+    // A schema event has a real WAL position (the walsender streams Relation messages with 0/0),
+    // no later than the row event it precedes (same commit LSN, the seq it borrows).
+    const ours = schemaEvents.filter((e) => e.body.relation.table === 'evolving' || e.body.relation.table === 'evolved');
+    const rows = [...before, ...after];
+    for (const [i, e] of ours.entries()) {
+      expect(e.body.source.lsn).not.toBe('0/0');
+      expect(e.headers['Walnats-Lsn']).toBe(e.body.source.lsn);
+      const row = rows[i];
+      expect(e.body.source.commit_lsn).toBe(row.body.source.commit_lsn);
+      expect(parseLsn(e.body.source.lsn) <= parseLsn(row.body.source.lsn)).toBe(true);
+    }
   });
 });
 

@@ -76,6 +76,18 @@ describe('transaction assembler over captured transactions', () => {
     expect(changes[1]).toMatchObject({ kind: 'relation', previous: undefined, relation: { name: 'items' }, lsn: input[1].walStart });
   });
 
+  it('a Relation message streamed with no WAL position (0/0) takes the position of the message before it in its transaction', () => {
+    // Captured with pg_logical_slot_peek_binary_changes every message has its LSN; over
+    // START_REPLICATION the walsender sends 0/0 with every write of a change but its last.
+    const input = steps('identity-default').map((s) => (s.msg.tag === 'relation' ? { ...s, walStart: 0n } : s));
+    const changes = assemble(input);
+    const rel = changes.find((c) => c.kind === 'relation')!;
+    expect(rel.lsn).toBe(input[0].walStart); // the Begin's, the only message before it
+    expect(rel.lsn).not.toBe(0n);
+    const next = changes[changes.indexOf(rel) + 1];
+    expect(rel.lsn <= next.lsn).toBe(true);
+  });
+
   it('identity-full and key changes: before is the old row or the old key', () => {
     const full = assemble(steps('identity-full'));
     expect(full.find((c) => c.kind === 'update')).toMatchObject({ beforeKind: 'old', before: ['1', 'one', '10'], after: ['1', 'one', '11'] });
