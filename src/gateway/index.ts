@@ -491,60 +491,75 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         if (extra.timer) clearTimeout(extra.timer);
       },
       onSubscribe: async (ctx, _id, payload) => {
-        const extra = ctx.extra as unknown as WsExtra;
-        let p = extra.principal;
-        const ext = (payload.extensions as { headers?: unknown } | undefined)?.headers;
-        const opHeaders = ext && typeof ext === 'object' ? lowerHeaders(ext as Record<string, unknown>) : {};
-        if (hasCredentials(opHeaders) || (p && Object.keys(opHeaders).length)) {
-          try {
-            p = await authenticate({ ...extra.headers, ...opHeaders });
-          } catch (e) {
-            return [e instanceof GraphQLError ? e : new AuthError('authentication failed')];
+        const r = await (async () => {
+          const extra = ctx.extra as unknown as WsExtra;
+          let p = extra.principal;
+          const ext = (payload.extensions as { headers?: unknown } | undefined)?.headers;
+          const opHeaders = ext && typeof ext === 'object' ? lowerHeaders(ext as Record<string, unknown>) : {};
+          if (hasCredentials(opHeaders) || (p && Object.keys(opHeaders).length)) {
+            try {
+              p = await authenticate({ ...extra.headers, ...opHeaders });
+            } catch (e) {
+              return [e instanceof GraphQLError ? e : new AuthError('authentication failed')];
+            }
+            expireAt(extra, p);
           }
-          expireAt(extra, p);
-        }
-        if (!p) return [new AuthError('authentication required')];
-        if (p.expiresAt && p.expiresAt <= Date.now()) {
-          extra.socket.close(4403, 'Forbidden: token expired');
-          return [new GraphQLError('token expired')];
-        }
-        const state = engine.newState(p);
-        try {
-          admit(state);
-        } catch (e) {
-          return [e as GraphQLError];
-        }
-        const enveloped = yoga.getEnveloped({ ...ctx, req: extra.request, socket: extra.socket, params: payload, walnats: state });
-        const schema = state.rs.schema; // explicit: the per-role, current schema
-        let document;
-        try {
-          document = enveloped.parse(payload.query);
-        } catch (e) {
-          return [e instanceof GraphQLError ? e : new GraphQLError('syntax error')];
-        }
-        const errors = enveloped.validate(schema, document);
-        if (errors.length) return errors;
-        const contextValue = await enveloped.contextFactory();
-        let share: ShareTicket | undefined;
-        if (shareable(schema, document, payload.operationName, state.rs.roots)) {
-          // Same schema object (role and version), same session, same operation: one execution.
-          const who = p.admin ? '*admin' : p.role;
-          const key = `${idOf(state.rs)}\u0000${who}\u0000${JSON.stringify(p.session)}\u0000${payload.operationName ?? ''}\u0000${JSON.stringify(payload.variables ?? null)}\u0000${payload.query}`;
-          share = { key, id: _id, socket: extra.socket };
-          metrics.request('subscription'); // a joiner does not run yoga's subscribe
-        }
-        return {
-          schema,
-          document,
-          operationName: payload.operationName,
-          variableValues: payload.variables,
-          contextValue: { ...contextValue, walnats: state },
-          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe, share, frames: { id: _id, socket: extra.socket } },
-        } as ExecutionArgs;
+          if (!p) return [new AuthError('authentication required')];
+          if (p.expiresAt && p.expiresAt <= Date.now()) {
+            extra.socket.close(4403, 'Forbidden: token expired');
+            return [new GraphQLError('token expired')];
+          }
+          const state = engine.newState(p);
+          try {
+            admit(state);
+          } catch (e) {
+            return [e as GraphQLError];
+          }
+          const enveloped = yoga.getEnveloped({ ...ctx, req: extra.request, socket: extra.socket, params: payload, walnats: state });
+          const schema = state.rs.schema; // explicit: the per-role, current schema
+          let document;
+          try {
+            document = enveloped.parse(payload.query);
+          } catch (e) {
+            return [e instanceof GraphQLError ? e : new GraphQLError('syntax error')];
+          }
+          const errors = enveloped.validate(schema, document);
+          if (errors.length) return errors;
+          const contextValue = await enveloped.contextFactory();
+          let share: ShareTicket | undefined;
+          if (shareable(schema, document, payload.operationName, state.rs.roots)) {
+            // Same schema object (role and version), same session, same operation: one execution.
+            const who = p.admin ? '*admin' : p.role;
+            const key = `${idOf(state.rs)}\u0000${who}\u0000${JSON.stringify(p.session)}\u0000${payload.operationName ?? ''}\u0000${JSON.stringify(payload.variables ?? null)}\u0000${payload.query}`;
+            share = { key, id: _id, socket: extra.socket };
+            metrics.request('subscription'); // a joiner does not run yoga's subscribe
+          }
+          return {
+            schema,
+            document,
+            operationName: payload.operationName,
+            variableValues: payload.variables,
+            contextValue: { ...contextValue, walnats: state },
+            rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe, share, frames: { id: _id, socket: extra.socket } },
+          } as ExecutionArgs;
+        })();
+        // Every error path: the client reads errors as over HTTP.
+        return Array.isArray(r) ? r.map(forSocket) : r;
       },
     },
     wss,
   );
+
+  /**
+   * An error as a WebSocket client gets it: without yoga's `http` extension (a status for the
+   * HTTP response, which yoga strips when it writes one), so it reads as it does over HTTP.
+   */
+  function forSocket(e: GraphQLError): GraphQLError {
+    const ext = e.extensions as Record<string, unknown> | undefined;
+    if (!ext || !('http' in ext)) return e;
+    const { http: _http, ...rest } = ext;
+    return new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, path: e.path, originalError: e.originalError, extensions: rest });
+  }
   wss.on('connection', (s) => {
     sockets.add(s);
     s.once('close', () => sockets.delete(s));

@@ -199,6 +199,11 @@ describe('gateway security', () => {
       const bad = collect(client, 'subscription { orders_events { new { note } } }');
       await until(() => bad.errors.length || bad.results.length, 'column error');
       expect(JSON.stringify(bad.errors.length ? bad.errors : bad.results)).toMatch(/Cannot query field .{0,4}note.{0,4} on type .{0,4}orders_event_row/);
+      // The error reads as it does over HTTP: yoga's internal `http` extension stays inside.
+      const overWs = (bad.errors[0] as Array<{ extensions?: unknown }>)[0];
+      const overHttp = await rig.gql('{ orders { note } }', undefined, { Authorization: `Bearer ${token}` });
+      expect(overHttp.body.errors[0].extensions).toEqual({ code: 'GRAPHQL_VALIDATION_FAILED' });
+      expect(overWs.extensions).toEqual(overHttp.body.errors[0].extensions);
       await until(() => rig.gw.stats().subscriptions >= 1);
       await new Promise((r) => setTimeout(r, 100));
       const mine = { id: 900, customer_id: 1, qty: 1, note: 'secret-note' };
