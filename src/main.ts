@@ -98,7 +98,11 @@ function startDaemon(p: Parts): CdcDaemon {
       mode: c.snapshotMode,
       logger: p.logger.child({ component: 'snapshot' }),
       metrics: {
-        rows: (table, n) => p.metrics.cdc.snapshotRows.inc({ table }, n),
+        rows: (table, n) => {
+          p.metrics.cdc.snapshotRows.inc({ table }, n);
+          // Reads are events on the table's subject like any other: counted with op "read".
+          if (n > 0) p.metrics.cdc.countEvent(table, 'read', n);
+        },
         estimated: (table, n) => p.metrics.cdc.snapshotRowsEstimated.set({ table }, n),
       },
       onInitialDone: () => {

@@ -118,17 +118,20 @@ describe('reconnecting', () => {
 
 describe('operating the process', () => {
   it('serves metrics and readiness, and on SIGTERM drains, confirms the last event and exits 0', async () => {
-    const { db, stream, startStreaming } = await setup('sigterm');
+    const { db, stream, sql, startStreaming } = await setup('sigterm');
+    // Rows from before the slot: the initial snapshot publishes them as reads.
+    await sql('CREATE TABLE early (id int PRIMARY KEY); INSERT INTO early SELECT generate_series(1, 7)');
     const daemon = await startStreaming();
     const port = Number(/listening on :(\d+)/.exec(daemon.log())![1]);
     const expected = await load(db, 10, 10);
-    const events = await waitForAll(stream, expected.length);
+    const events = await waitForAll(stream, expected.length + 7);
     expectSameChanges(ledgerChanges(events), expected);
     expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
     expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(metrics).toMatch(/walnats_events_total\{table="public\.ledger",op="insert"\} 100\b/);
     expect(metrics).toMatch(/walnats_events_total\{table="public\.ledger",op="update"\} 10\b/);
+    expect(metrics).toMatch(/walnats_events_total\{table="public\.early",op="read"\} 7\b/); // reads count as events too
     expect(metrics).toMatch(/walnats_transactions_total \d+/);
     expect(metrics).toMatch(/walnats_publish_latency_seconds_count [1-9]\d*/);
     expect(metrics).toMatch(/walnats_slot_lag_seconds \d/);
