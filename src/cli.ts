@@ -241,7 +241,9 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
   } catch (err) {
     const text = describeError(err);
     io.stderr.write(text.startsWith('walnats') ? `${text}\n` : `walnats ${parsed.command}: ${text}\n`);
-    return 1;
+    // Configuration found wrong only when it is used (a validator that does not load) exits as
+    // a configuration error does: 2, which systemd's Restart=on-failure need not retry.
+    return err instanceof ConfigError ? 2 : 1;
   }
 }
 

@@ -23,7 +23,7 @@ import type { Principal } from './auth.ts';
 import { buildRoleSchema, type Engine, type MutationKind, type RootKind, type RoleSchema } from './schema.ts';
 import { collectFields, jsonObject, newCtx, rootSelect, boolExp, tableRef } from './sql.ts';
 import { Slot, containsSlot, slotable, slotableType, type Binding, type CachedRead, type Tracker } from './sqlcache.ts';
-import { runValidator, validatorFor, type Validators } from './validators.ts';
+import { checkValidators, runValidator, validatorFor, type Validators } from './validators.ts';
 import { waitUntilVisible } from '../replication/visibility.ts';
 
 export interface RequestState {
@@ -145,6 +145,8 @@ export class GatewayEngine implements Engine {
   private sqlCacheSize = 0;
   private sqlCacheHits = 0;
   permissionProblems: string[] = [];
+  /** Validators that match no table (validators.ts checkValidators): reported with the permission problems. */
+  validatorProblems: string[] = [];
   private projections = new WeakMap<DecodedEvent, Map<string, Promise<Payload | null>>>();
   activeSubscriptions = 0;
   /** Change-event results produced (one graphql-js execution each, however many subscribers share it). */
@@ -167,6 +169,7 @@ export class GatewayEngine implements Engine {
     this.accesses = new Map();
     this.dropSqlCache();
     this.permissionProblems = problems;
+    this.validatorProblems = checkValidators(this.o.validators, (schema, table) => model.byKey.has(`${schema}.${table}`), this.o.schemas[0]);
     return true;
   }
 
@@ -473,19 +476,19 @@ export class GatewayEngine implements Engine {
     if (kind === 'insert' || kind === 'insert_one') {
       let rows = (kind === 'insert' ? (args.objects as Record<string, unknown>[]) : [args.object as Record<string, unknown>]).map((o) => toRow(tm, o));
       if (rows.length === 0) return { affected_rows: 0, returning: [] };
-      if (v?.insert) rows = await Promise.all(rows.map((r) => runValidator<Row>(() => v.insert!(r, vctx('insert')), r)));
+      if (v?.insert) rows = await Promise.all(rows.map((r) => runValidator<Row>(() => v.insert!(r, vctx('insert')), r, `validator of ${tm.key}: insert`)));
       sql = compileInsert(c, tm, rows, args.on_conflict as Record<string, unknown> | undefined, shape);
     } else if (kind === 'update' || kind === 'update_by_pk') {
       let set = toRow(tm, args._set as Record<string, unknown>);
       const inc = toRow(tm, args._inc as Record<string, unknown>);
       const pk = kind === 'update_by_pk' ? toRow(tm, args.pk_columns as Record<string, unknown>) : null;
       const where = kind === 'update' ? (args.where as BoolExp) : null;
-      if (v?.update) set = await runValidator<Row>(() => v.update!(set, vctx('update', { inc, where, pk })), set);
+      if (v?.update) set = await runValidator<Row>(() => v.update!(set, vctx('update', { inc, where, pk })), set, `validator of ${tm.key}: update`);
       sql = compileUpdate(c, tm, where, pk, set, inc, shape);
     } else {
       const pk = kind === 'delete_by_pk' ? toRow(tm, args) : null;
       const where = kind === 'delete' ? (args.where as BoolExp) : null;
-      if (v?.delete) await runValidator(() => v.delete!(vctx('delete', { where, pk })), null);
+      if (v?.delete) await runValidator(() => v.delete!(vctx('delete', { where, pk })), null, `validator of ${tm.key}: delete`);
       sql = compileDelete(c, tm, where, pk, shape);
     }
     const res = await this.exec(st, sql, c.params);
@@ -552,7 +555,7 @@ export class GatewayEngine implements Engine {
       // Keys set by the nesting are shown to the validator as text and cannot be changed by it.
       const shown = Object.fromEntries(Object.entries(all).map(([k, x]) => [k, x instanceof PgText ? x.text : x]));
       const vctx = { op: 'insert' as const, schema: tm.schema, table: tm.name, role: st.principal.role, session: st.principal.session };
-      row = await runValidator<Row>(() => v.insert!(shown, vctx), shown);
+      row = await runValidator<Row>(() => v.insert!(shown, vctx), shown, `validator of ${tm.key}: insert`);
     } else row = all;
     for (const [k, x] of Object.entries({ ...fixed, ...keys })) row[k] = x;
     const c = newCtx(st.rs.model, st.access, st.principal.session, info.fragments, info.variableValues, st.rawVariables);

@@ -148,6 +148,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     log.info({ tables: r.tables, mappings: r.mappings, collisions: r.collisions, skipped: r.skipped }, `gateway schema v${version}: ${r.tables} tables and views, ${r.mappings.filter((x) => x.kind !== 'relationship').length} renamed, ${r.collisions.length} collisions, ${r.skipped.length} skipped`);
     for (const c of r.collisions) log.warn({ collision: c }, `name collision: ${c.wanted} wanted ${c.name} (taken by ${c.claimedBy}); exposed as ${c.resolvedAs}`);
     for (const p of engine.permissionProblems) log.warn(`permissions: ${p}`);
+    for (const p of engine.validatorProblems) log.warn(`validators: ${p}`);
   };
   await engine.refresh();
   version = 1;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError, describeError, helpText, main, parseCommandLine, type CliIo } from '../../src/cli.ts';
-import { CONFIG_SETTINGS, flagName } from '../../src/config.ts';
+import { CONFIG_SETTINGS, ConfigError, flagName } from '../../src/config.ts';
 
 describe('parseCommandLine', () => {
   it('parses a command with setting flags in every form', () => {
@@ -96,6 +96,20 @@ describe('main', () => {
     expect(await main(['cdc', '--bogus=1', '--log-level', 'loud'], f.io)).toBe(2);
     expect(f.err()).toMatch(/4 problems/);
     for (const k of ['--bogus', 'http_port', 'log_level', 'pg_url']) expect(f.err()).toContain(k);
+  });
+
+  it('exits 2 for configuration found wrong only when it is used (a validator that does not load), 1 for other failures', async () => {
+    const bad = fakeIo({ WALNATS_PG_URL: 'postgres://h/db', WALNATS_NATS_URL: 'nats://n:4222' });
+    bad.io.loadMain = async () => ({
+      runGateway: async () => {
+        throw new ConfigError([{ key: 'validators_dir', source: 'file /v/orders.mjs', message: "cannot load it (line 3, column 16): Unexpected token 'throw'" }]);
+      },
+    });
+    expect(await main(['gateway'], bad.io)).toBe(2);
+    expect(bad.err()).toContain("validators_dir: cannot load it (line 3, column 16): Unexpected token 'throw' (file /v/orders.mjs)");
+    const other = fakeIo({ WALNATS_PG_URL: 'postgres://h/db', WALNATS_NATS_URL: 'nats://n:4222' });
+    other.io.loadMain = async () => ({ runGateway: async () => { throw new Error('connection refused'); } });
+    expect(await main(['gateway'], other.io)).toBe(1);
   });
 
   it('prints the effective configuration with secrets redacted', async () => {
