@@ -6,7 +6,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createYoga, type Plugin } from 'graphql-yoga';
-import { GraphQLError, NoSchemaIntrospectionCustomRule, type ExecutionArgs, type ValidationRule, Kind, type ASTNode } from 'graphql/index.js';
+import { GraphQLError, type ExecutionArgs, type ValidationRule, Kind, type ASTNode } from 'graphql/index.js';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import pg from 'pg';
@@ -255,7 +255,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     onValidate({ addValidationRule, context }) {
       const st = stateFrom(context);
       addValidationRule(depthRule(opts.maxDepth));
-      if (!st || !st.access.introspection) addValidationRule(NoSchemaIntrospectionCustomRule);
+      if (!st || !st.access.introspection) addValidationRule(noIntrospectionRule);
     },
   });
   const useMutationTransaction = (): Plugin => ({
@@ -375,7 +375,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     authenticate,
     newState: (p) => engine.newState(p),
     admit,
-    rules: (st) => [depthRule(opts.maxDepth), ...(st.access.introspection ? [] : [NoSchemaIntrospectionCustomRule])],
+    rules: (st) => [depthRule(opts.maxDepth), ...(st.access.introspection ? [] : [noIntrospectionRule])],
     rawQuery: (st, schema, document, operationName, variables) => engine.rawQuery(st, schema, document, operationName, variables),
     counted: () => metrics.request('query'),
     endpoint: '/graphql',
@@ -617,6 +617,22 @@ function operationType(args: ExecutionArgs): string {
   const op = args.document.definitions.find((d) => d.kind === Kind.OPERATION_DEFINITION && (!args.operationName || d.name?.value === args.operationName));
   return (op as { operation?: string } | undefined)?.operation ?? 'unknown';
 }
+
+/**
+ * Introspection off for a role: one error per document, `introspection-disabled`, at the first
+ * `__schema` or `__type` (graphql-js's own rule reports every nested field of it again, under
+ * the generic validation code). `__typename` stays allowed.
+ */
+export const noIntrospectionRule: ValidationRule = function noIntrospectionRule(context) {
+  let reported = false;
+  return {
+    Field(node) {
+      if (reported || (node.name.value !== '__schema' && node.name.value !== '__type')) return;
+      reported = true;
+      context.reportError(new GraphQLError('GraphQL introspection is disabled for this role', { nodes: [node], extensions: { code: 'introspection-disabled' } }));
+    },
+  };
+};
 
 /** Rejects documents nested deeper than `max` (fragments followed). */
 export function depthRule(max: number): ValidationRule {
