@@ -255,6 +255,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     onValidate({ addValidationRule, context }) {
       const st = stateFrom(context);
       addValidationRule(depthRule(opts.maxDepth));
+      addValidationRule(rootTypesRule);
       if (!st || !st.access.introspection) addValidationRule(noIntrospectionRule);
     },
   });
@@ -375,7 +376,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     authenticate,
     newState: (p) => engine.newState(p),
     admit,
-    rules: (st) => [depthRule(opts.maxDepth), ...(st.access.introspection ? [] : [noIntrospectionRule])],
+    rules: (st) => [depthRule(opts.maxDepth), rootTypesRule, ...(st.access.introspection ? [] : [noIntrospectionRule])],
     rawQuery: (st, schema, document, operationName, variables) => engine.rawQuery(st, schema, document, operationName, variables),
     counted: () => metrics.request('query'),
     endpoint: '/graphql',
@@ -630,6 +631,24 @@ export const noIntrospectionRule: ValidationRule = function noIntrospectionRule(
       if (reported || (node.name.value !== '__schema' && node.name.value !== '__type')) return;
       reported = true;
       context.reportError(new GraphQLError('GraphQL introspection is disabled for this role', { nodes: [node], extensions: { code: 'introspection-disabled' } }));
+    },
+  };
+};
+
+/**
+ * A mutation (or subscription) for a role whose schema has none: a permission error that
+ * says so, at validation, instead of graphql-js's "Schema is not configured to execute
+ * mutation operation." at execution.
+ */
+export const rootTypesRule: ValidationRule = function rootTypesRule(context) {
+  return {
+    OperationDefinition(op) {
+      const schema = context.getSchema();
+      if (op.operation === 'mutation' && !schema.getMutationType()) {
+        context.reportError(new GraphQLError('this role has no mutations: no insert, update or delete permission on any table', { nodes: [op], extensions: { code: 'permission-error' } }));
+      } else if (op.operation === 'subscription' && !schema.getSubscriptionType()) {
+        context.reportError(new GraphQLError('this role has no subscriptions: no select permission on any table', { nodes: [op], extensions: { code: 'permission-error' } }));
+      }
     },
   };
 };

@@ -177,6 +177,9 @@ describe('gateway security', () => {
       const org = await hs({ 'x-hasura-default-role': 'orgviewer', 'x-hasura-org-id': '1' });
       const deep = await rig.gql('{ orders { customer { orders { customer { orders { customer { orders { id } } } } } } } }', undefined, { authorization: `Bearer ${org}` });
       expect(deep.body.errors[0].message).toMatch(/query depth \d+ exceeds the limit of 6/);
+      // A role with select permissions only has no mutation root: said as a permission error.
+      const write = await rig.gql('mutation { delete_orders(where: {}) { affected_rows } }', undefined, { authorization: `Bearer ${org}` });
+      expect(write.body.errors).toEqual([expect.objectContaining({ message: 'this role has no mutations: no insert, update or delete permission on any table', extensions: { code: 'permission-error' } })]);
       const u3 = await asUser(3, '{ orders(limit: 100) { id } orders_aggregate { nodes { id } } }');
       expect(u3.data.orders).toHaveLength(3); // role max_rows
       expect(u3.data.orders_aggregate.nodes).toHaveLength(3);
