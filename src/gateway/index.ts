@@ -19,6 +19,7 @@ import { GatewayEngine, type RequestState } from './engine.ts';
 import type { NameMappingReport } from './model.ts';
 import { loadPermissionsFile, validatePermissions, type PermissionsSpec } from './permissions.ts';
 import { loadValidators } from './validators.ts';
+import { ConfigError } from '../config.ts';
 import { localGraphiql } from './graphiql.ts';
 import { RateLimitError, RateLimiter } from './ratelimit.ts';
 import { gatewayMetrics } from './metrics.ts';
@@ -90,7 +91,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const log = opts.logger.child({ component: 'gateway' });
   const auth = new Authenticator({ adminSecret: opts.adminSecret, jwt: opts.jwt, anonymousRole: opts.anonymousRole });
   if (!authConfigured({ adminSecret: opts.adminSecret, jwt: opts.jwt })) {
-    if (opts.production) throw new Error('gateway: no authentication configured (admin_secret, jwt_secret, jwt_public_key or jwt_jwks_url) and NODE_ENV=production: refusing to start an open gateway');
+    if (opts.production) {
+      throw new ConfigError([{ key: 'admin_secret', source: 'NODE_ENV=production', message: 'no authentication configured (admin_secret, jwt_secret, jwt_public_key or jwt_jwks_url): refusing to start an open gateway' }]);
+    }
     log.warn('GATEWAY IS OPEN: no admin secret or JWT configured, every request has the admin role. Set admin_secret and/or jwt_* before exposing it.');
   }
   let permissions: PermissionsSpec | undefined;

@@ -23,6 +23,7 @@
 import fs from 'node:fs';
 import YAML from 'yaml';
 import { GraphQLError } from 'graphql/index.js';
+import { ConfigError } from '../config.ts';
 import type { Model, TableModel } from './model.ts';
 
 export type BoolExp = Record<string, unknown>;
@@ -52,11 +53,21 @@ export interface PermissionsSpec {
   roles: Record<string, RolePermissionSpec>;
 }
 
+/**
+ * Reads and checks a permissions file; a file that cannot be read or parsed, or that says
+ * something wrong, is a configuration error (every problem at once; exit code 2).
+ */
 export function loadPermissionsFile(file: string): PermissionsSpec {
-  const text = fs.readFileSync(file, 'utf8');
-  const spec = (file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text)) as PermissionsSpec;
+  const fail = (messages: string[]) => new ConfigError(messages.map((message) => ({ key: 'permissions_file', source: `file ${file}`, message })));
+  let spec: PermissionsSpec;
+  try {
+    const text = fs.readFileSync(file, 'utf8');
+    spec = (file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text)) as PermissionsSpec;
+  } catch (err) {
+    throw fail([`cannot read it: ${(err as Error).message.split('\n')[0]}`]);
+  }
   const problems = validatePermissions(spec);
-  if (problems.length) throw new Error(`permissions file ${file}:\n  ${problems.join('\n  ')}`);
+  if (problems.length) throw fail(problems);
   return spec;
 }
 

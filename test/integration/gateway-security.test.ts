@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair } from 'jose';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/config.ts';
 import { createGateway } from '../../src/gateway/index.ts';
 import { fixtures, until, useRig } from '../fixtures/gateway/setup.ts';
 import { collect, wsClient } from '../fixtures/gateway/ws.ts';
@@ -87,8 +88,9 @@ describe('gateway security', () => {
         await gw.close();
       }
     });
-    it('an open gateway refuses to start in production', async () => {
-      await expect(createGateway({ pgUrl: s.pg.url(rig.db), nc: rig.nc, stream: rig.stream, subjectPrefix: 'walnats', database: rig.db, schemas: ['public'], maxDepth: 10, maxRows: 10, statementTimeoutMs: 1000, introspection: true, production: true, logger: pino({ level: 'silent' }) })).rejects.toThrow(/refusing to start an open gateway/);
+    it('an open gateway refuses to start in production, as a configuration error (exit 2)', async () => {
+      await expect(createGateway({ pgUrl: s.pg.url(rig.db), nc: rig.nc, stream: rig.stream, subjectPrefix: 'walnats', database: rig.db, schemas: ['public'], maxDepth: 10, maxRows: 10, statementTimeoutMs: 1000, introspection: true, production: true, logger: pino({ level: 'silent' }) })).rejects.toThrow(ConfigError);
+      await expect(createGateway({ pgUrl: s.pg.url(rig.db), nc: rig.nc, stream: rig.stream, subjectPrefix: 'walnats', database: rig.db, schemas: ['public'], maxDepth: 10, maxRows: 10, statementTimeoutMs: 1000, introspection: true, production: true, logger: pino({ level: 'silent' }) })).rejects.toThrow(/admin_secret: no authentication configured .*refusing to start an open gateway \(NODE_ENV=production\)/);
     });
     it('a WebSocket whose token expires is closed', async () => {
       const token = await hs(user(1), { exp: Math.floor(Date.now() / 1000) + 2 });
