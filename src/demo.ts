@@ -91,11 +91,17 @@ export async function runDemo(config: WalnatsConfig): Promise<RunHandle> {
   };
   let handle: RunHandle;
   try {
-    handle = await runAll(demoConfig);
+    try {
+      handle = await runAll(demoConfig);
+    } catch (err) {
+      // The gateway may be unavailable in this build: the CDC half is the demo's core.
+      if (!/gateway/i.test((err as Error).message)) throw err;
+      handle = await runCdc(demoConfig);
+    }
   } catch (err) {
-    // The gateway may be unavailable in this build: the CDC half is the demo's core.
-    if (!/gateway/i.test((err as Error).message)) throw err;
-    handle = await runCdc(demoConfig);
+    // Not started (a validator that does not load, say): the servers go with it.
+    await Promise.all([pgs.destroy(), nats.destroy()]);
+    throw err;
   }
   const nc = await connectNats({ natsUrl: [nats.url] }, 'walnats-demo-tail');
   const prefix = config.prefix;

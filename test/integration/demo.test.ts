@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -53,6 +54,28 @@ describe('walnats demo', () => {
     } finally {
       if (d.child.exitCode === null) process.kill(-d.child.pid!, 'SIGKILL');
     }
+  }, 120_000);
+
+  it('a configuration error found at start (a validator that does not load) exits 2 and takes its servers with it', async () => {
+    // A temporary directory of its own, so that what the demo leaves there is the demo's.
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'walnats-demo-tmp-'));
+    fs.chmodSync(tmp, 0o755); // Postgres runs as its own user
+    const validators = path.join(tmp, 'validators');
+    fs.mkdirSync(validators);
+    fs.writeFileSync(path.join(validators, 'orders.mjs'), 'export default {\n');
+    let out = '';
+    let created = false;
+    const child = spawn(process.execPath, [BIN, 'demo', '--http-port', '0', '--validators-dir', validators], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: tmp } });
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const watcher = setInterval(() => (created ||= fs.readdirSync(tmp).some((n) => n.startsWith('walnats-pg-'))), 20);
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    clearInterval(watcher);
+    expect(code).toBe(2);
+    expect(out).toMatch(/validators_dir: cannot load it \(line 2, column 1\): Unexpected end of input \(file .*orders\.mjs\)/);
+    expect(created).toBe(true); // it did start its servers
+    expect(fs.readdirSync(tmp).filter((n) => n.startsWith('walnats-'))).toEqual([]); // and removed them
+    fs.rmSync(tmp, { recursive: true, force: true });
   }, 120_000);
 
   it('a second signal exits at once and still takes its servers and their files with it', async () => {
