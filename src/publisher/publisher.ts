@@ -115,9 +115,11 @@ function ackText(data: Uint8Array): string {
 
 const EXPECTED_STREAM = 'Nats-Expected-Stream';
 const EXPECTED_LAST_SEQ = 'Nats-Expected-Last-Sequence';
+const EXPECTED_LAST_MSG_ID = 'Nats-Expected-Last-Msg-Id';
+const MSG_ID = 'Nats-Msg-Id';
 
 /** Header names seen to be valid (printable ASCII but ':'); walnats uses a handful. */
-const validNames = new Set<string>([EXPECTED_STREAM, EXPECTED_LAST_SEQ]);
+const validNames = new Set<string>([EXPECTED_STREAM, EXPECTED_LAST_SEQ, EXPECTED_LAST_MSG_ID]);
 function validName(k: string): boolean {
   if (validNames.has(k)) return true;
   if (k.length === 0) return false;
@@ -147,24 +149,29 @@ function checkedValue(v: string): string {
 
 /**
  * The header block of one event, byte for byte what nats.js's `MsgHdrs` would encode for
- * `set(k, v)` of each pair, then `Nats-Expected-Stream` and `Nats-Expected-Last-Sequence`:
+ * `set(k, v)` of each pair, then `Nats-Expected-Stream`, `Nats-Expected-Last-Sequence` and
+ * `Nats-Expected-Last-Msg-Id` (the last two when given):
  * `NATS/1.0\r\n<k>: <v>\r\n…\r\n\r\n`. `MsgHdrs.set` validates and looks up every key one by
  * one (a measurable share of the CDC hot path); here the common case (distinct valid names,
  * plain values) is written directly, and anything else goes through `MsgHdrs` itself so that
  * its rules (trimming, errors, a repeated name replacing the earlier one) apply unchanged.
  * `nc.publish` only calls `encode()` on the headers it is given.
  */
-export function headerBlock(pairs: ReadonlyArray<readonly [string, string]>, streamLine: string, lastSeq: string | undefined): MsgHdrs {
+export function headerBlock(pairs: ReadonlyArray<readonly [string, string]>, streamLine: string, lastSeq: string | undefined, lastMsgId?: string): MsgHdrs {
   let text = 'NATS/1.0';
   const n = pairs.length;
   for (let i = 0; i < n; i++) {
     const [k, v] = pairs[i];
-    if (!validName(k) || !plainValue(v) || k === EXPECTED_STREAM || k === EXPECTED_LAST_SEQ) return slowHeaders(pairs, streamLine, lastSeq);
-    for (let j = 0; j < i; j++) if (pairs[j][0] === k) return slowHeaders(pairs, streamLine, lastSeq);
+    if (!validName(k) || !plainValue(v) || k === EXPECTED_STREAM || k === EXPECTED_LAST_SEQ || k === EXPECTED_LAST_MSG_ID) return slowHeaders(pairs, streamLine, lastSeq, lastMsgId);
+    for (let j = 0; j < i; j++) if (pairs[j][0] === k) return slowHeaders(pairs, streamLine, lastSeq, lastMsgId);
     text += '\r\n' + k + ': ' + v;
   }
   text += streamLine;
   if (lastSeq !== undefined) text += '\r\n' + EXPECTED_LAST_SEQ + ': ' + lastSeq;
+  if (lastMsgId !== undefined) {
+    if (!plainValue(lastMsgId)) return slowHeaders(pairs, streamLine, lastSeq, lastMsgId);
+    text += '\r\n' + EXPECTED_LAST_MSG_ID + ': ' + lastMsgId;
+  }
   return new EncodedHeaders(text + '\r\n\r\n') as unknown as MsgHdrs;
 }
 
@@ -176,12 +183,20 @@ class EncodedHeaders {
   }
 }
 
-function slowHeaders(pairs: ReadonlyArray<readonly [string, string]>, streamLine: string, lastSeq: string | undefined): MsgHdrs {
+function slowHeaders(pairs: ReadonlyArray<readonly [string, string]>, streamLine: string, lastSeq: string | undefined, lastMsgId: string | undefined): MsgHdrs {
   const h = natsHeaders();
   for (const [k, v] of pairs) h.set(k, v);
   h.set(EXPECTED_STREAM, streamLine.slice(streamLine.indexOf(': ') + 2));
   if (lastSeq !== undefined) h.set(EXPECTED_LAST_SEQ, lastSeq);
+  if (lastMsgId !== undefined) h.set(EXPECTED_LAST_MSG_ID, lastMsgId);
   return h;
+}
+
+/** The `Nats-Msg-Id` an event is stored under (what JetStream then reports as the stream's last). */
+function msgIdHeader(pairs: ReadonlyArray<readonly [string, string]>): string | undefined {
+  let id: string | undefined;
+  for (let i = 0; i < pairs.length; i++) if (pairs[i][0] === MSG_ID) id = pairs[i][1]; // the last one wins, as with MsgHdrs.set
+  return id;
 }
 
 export function createPublisher(nc: NatsConnection, options: PublisherOptions): Publisher {
@@ -385,6 +400,9 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
    */
   function unstoredFrom(description: string, index: number): string {
     if (base === undefined) return '';
+    if (/wrong last msg id/i.test(description)) {
+      return `; the stream's last message is not this publisher's event ${index - 1}: an event before it was refused in silence, or something else wrote to the stream (walnats must be its only writer)`;
+    }
     const m = /wrong last sequence: (\d+)/.exec(description);
     if (!m) return '';
     const first = Number(m[1]) - base;
@@ -459,6 +477,8 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
       : new PublishError('publisher is closed');
   }
 
+  /** Nats-Msg-Id of the previous event sent (undefined: none, or it had none: then no check). */
+  let prevMsgId: string | undefined;
   /** The newest event, not written yet (sparse acks only). */
   let held: { ev: OutboundEvent; headers: MsgHdrs; index: number } | undefined;
   let heldFlushQueued = false;
@@ -494,7 +514,13 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
     send(ev: OutboundEvent): boolean {
       if (error || closed) throw unusable();
       const index = sent;
-      const h = headerBlock(ev.headers, streamLine, base !== undefined ? String(base + index) : undefined);
+      // With the chain (base defined), each event after the first also names the previous
+      // event's Nats-Msg-Id as the stream's last: the sequence alone cannot tell this
+      // publisher's event from another writer's, and with sparse acks a foreign message plus
+      // one event refused in silence would otherwise leave the sequences matching again.
+      const id = base !== undefined ? msgIdHeader(ev.headers) : undefined;
+      const h = headerBlock(ev.headers, streamLine, base !== undefined ? String(base + index) : undefined, index > 0 ? prevMsgId : undefined);
+      prevMsgId = id;
       if (sent === acked) lastProgress = performance.now();
       if (!sparse) {
         const e = write(ev, h, index, true);

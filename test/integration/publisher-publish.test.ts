@@ -220,6 +220,29 @@ describe('pipelined publisher', () => {
     expect((await readAll(nc, name)).length).toBe(50);
   });
 
+  it('another writer\'s message in the middle of a burst fails the publisher; no ack counts an event that was not stored', async () => {
+    // The sequence chain alone heals here: event 4 (no ack asked; held back as the newest
+    // when the foreign message goes out, so it lands after it) is refused because the foreign
+    // message took its place, and event 5 then matches the stream's last sequence again.
+    // Each event also naming the previous one's Nats-Msg-Id breaks the chain for good.
+    const stream = await newStream(jsm, 'foreign');
+    const events = makeEvents('foreign', 10);
+    const p = createPublisher(nc, { stream, expectedLastSeq: 0 });
+    let confirmed = false;
+    events.forEach((ev, i) => {
+      p.send(ev);
+      if (i === 4) nc.publish('walnats.foreign.public.t.insert', 'not walnats');
+    });
+    p.checkpoint(() => (confirmed = true));
+    const err = await p.failed;
+    expect(err).toBeInstanceOf(PublishError);
+    expect(err.message).toMatch(/JetStream refused event 9: wrong last (msg ID|sequence)/);
+    expect(confirmed).toBe(false);
+    expect(p.ackedCount).toBeLessThanOrEqual(4);
+    const stored = await readAll(nc, stream);
+    expect(stored.map(([, id]) => id)).toEqual([...events.slice(0, 4).map((e) => e.msgId), '']); // nothing of ours after it
+  });
+
   it('a window smaller than ackEvery still fills and drains (the event that fills it asks for its ack)', async () => {
     const stream = await newStream(jsm, 'tiny');
     const p = createPublisher(nc, { stream, window: 3, ackEvery: 100, expectedLastSeq: 0 });

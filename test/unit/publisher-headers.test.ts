@@ -10,16 +10,17 @@ import { headerBlock } from '../../src/publisher/publisher.ts';
 
 const td = new TextDecoder();
 
-function reference(pairs: Array<[string, string]>, stream: string, lastSeq?: string): string {
+function reference(pairs: Array<[string, string]>, stream: string, lastSeq?: string, lastMsgId?: string): string {
   const h = natsHeaders();
   for (const [k, v] of pairs) h.set(k, v);
   h.set('Nats-Expected-Stream', stream);
   if (lastSeq !== undefined) h.set('Nats-Expected-Last-Sequence', lastSeq);
+  if (lastMsgId !== undefined) h.set('Nats-Expected-Last-Msg-Id', lastMsgId);
   return td.decode((h as unknown as { encode(): Uint8Array }).encode());
 }
 
-function fast(pairs: Array<[string, string]>, stream: string, lastSeq?: string): string {
-  return td.decode((headerBlock(pairs, `\r\nNats-Expected-Stream: ${stream}`, lastSeq) as unknown as { encode(): Uint8Array }).encode());
+function fast(pairs: Array<[string, string]>, stream: string, lastSeq?: string, lastMsgId?: string): string {
+  return td.decode((headerBlock(pairs, `\r\nNats-Expected-Stream: ${stream}`, lastSeq, lastMsgId) as unknown as { encode(): Uint8Array }).encode());
 }
 
 const event: Array<[string, string]> = [
@@ -37,6 +38,15 @@ describe('publisher header block', () => {
     expect(fast(event, 'WALNATS_DB', '41')).toBe(reference(event, 'WALNATS_DB', '41'));
     expect(fast(event, 'WALNATS_DB')).toBe(reference(event, 'WALNATS_DB'));
     expect(fast(event, 'S', '0')).toMatch(/^NATS\/1\.0\r\nNats-Msg-Id: 16\/B374D848:3\r\n.*\r\nNats-Expected-Last-Sequence: 0\r\n\r\n$/s);
+  });
+
+  it('names the previous event as the stream\'s last message, byte-identical to MsgHdrs', () => {
+    expect(fast(event, 'S', '41', '16/B374D848:2')).toBe(reference(event, 'S', '41', '16/B374D848:2'));
+    expect(fast(event, 'S', '41', '16/B374D848:2')).toMatch(/\r\nNats-Expected-Last-Sequence: 41\r\nNats-Expected-Last-Msg-Id: 16\/B374D848:2\r\n\r\n$/);
+    // a value MsgHdrs would trim, and a user pair of the reserved name, go its way
+    expect(fast(event, 'S', '41', ' x ')).toBe(reference(event, 'S', '41', ' x '));
+    const reserved: Array<[string, string]> = [['Nats-Expected-Last-Msg-Id', 'mine'], ['X', 'y']];
+    expect(fast(reserved, 'S', '1', 'prev')).toBe(reference(reserved, 'S', '1', 'prev'));
   });
 
   it('matches MsgHdrs on unusual input: empty, padded, non-ASCII values, repeated names, reserved names', () => {
