@@ -151,7 +151,10 @@ export function createSnapshotHooks(opts: SnapshotOptions): SnapshotHooks {
         for (;;) {
           const r = await conn.query<TupleData>({ text: `FETCH ${fetchSize} FROM walnats_snapshot`, rowMode: 'array' });
           for (const row of r.rows) {
-            await sendAll(ctx.publisher, ctx.builder.buildReadEvent(t.relation, row, { snapshotId: job.id, rowIndex: tp.rows++, lsn, tsMs: started }));
+            // Awaited only when the window is full: a batch is one burst for the publisher
+            // (sparse acks: the burst's last event asks for the ack, not every row).
+            const ev = ctx.builder.buildReadEvent(t.relation, row, { snapshotId: job.id, rowIndex: tp.rows++, lsn, tsMs: started });
+            if (!ctx.publisher.send(ev)) await ctx.publisher.whenRoom();
           }
           progress.rows(tp, r.rows.length);
           if (r.rows.length < fetchSize) break;
