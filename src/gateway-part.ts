@@ -7,7 +7,7 @@ import { createGateway, type Gateway } from './gateway/index.ts';
 import { defaultStreamName } from './events/subject.ts';
 import { openCatalogConnection } from './replication/connection.ts';
 
-export type GatewayPart = Pick<Gateway, 'ready' | 'close' | 'handle' | 'attachWebSocket'>;
+export type GatewayPart = Pick<Gateway, 'ready' | 'close' | 'closeSubscriptions' | 'handle' | 'attachWebSocket'>;
 
 async function currentDatabase(pgUrl: string): Promise<string> {
   const c = await openCatalogConnection(pgUrl, 'walnats-gateway');

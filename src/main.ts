@@ -189,10 +189,12 @@ async function run(config: WalnatsConfig, parts: { cdc: boolean; gateway: boolea
     (stopped ??= (async () => {
       logger.info('shutting down');
       // Stop accepting first; then the gateway closes its WebSockets ("going away"), which the
-      // HTTP server's close would otherwise wait on for as long as the clients stay.
+      // HTTP server's close would otherwise wait on for as long as the clients stay; running
+      // HTTP requests finish (up to the grace period) with the database pool still open.
       const httpClosed = p.http?.close();
-      await p.gateway?.close();
+      await p.gateway?.closeSubscriptions();
       await httpClosed;
+      await p.gateway?.close();
       await p.daemon?.stop();
       await p.stopSlotMonitor?.();
       await nc.drain().catch(() => nc.close());

@@ -84,8 +84,18 @@ export interface Gateway {
   refresh(): Promise<boolean>;
   /** Counters for tests and diagnostics. */
   stats(): { statements: number; subscriptions: number; schemaVersion: number; eventExecutions: number; rawReads: number; preparedStatements: number; cachedStatements: number; cachedStatementHits: number; fastPath: number };
+  /**
+   * Shutdown, first step: stops taking WebSockets and closes the open ones with 1001 ("going
+   * away"); a client that has not finished the close handshake after `graceMs` is cut off.
+   * HTTP requests still running keep their database pool until close().
+   */
+  closeSubscriptions(graceMs?: number): Promise<void>;
+  /** Everything: subscriptions (as closeSubscriptions), feeds, the database pool. */
   close(): Promise<void>;
 }
+
+/** How long a WebSocket client gets to answer the close handshake at shutdown. */
+const SOCKET_CLOSE_GRACE_MS = 2000;
 
 export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const log = opts.logger.child({ component: 'gateway' });
@@ -571,7 +581,24 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   });
 
   let closed = false;
+  let socketsClosed: Promise<void> | undefined;
   const servers = new Set<Server>();
+
+  function closeSubscriptions(graceMs = SOCKET_CLOSE_GRACE_MS): Promise<void> {
+    socketsClosed ??= (async () => {
+      for (const s of sockets) s.close(1001, 'gateway shutting down');
+      // ws waits up to 30 s for a close frame from each client; a stuck one must not hold
+      // the whole shutdown (and the daemon's drain after it) that long.
+      const cutOff = setTimeout(() => {
+        for (const s of sockets) s.terminate();
+      }, graceMs);
+      cutOff.unref();
+      await new Promise<void>((r) => wss.close(() => r()));
+      clearTimeout(cutOff);
+    })();
+    return socketsClosed;
+  }
+
   return {
     handle(req, res) {
       if (graphiql?.serve(req, res)) return;
@@ -595,13 +622,13 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       cachedStatements: engine.sqlCacheStats().size, cachedStatementHits: engine.sqlCacheStats().hits,
       fastPath: fast?.answered ?? 0,
     }),
+    closeSubscriptions,
     async close() {
       if (closed) return;
       closed = true;
       if (poll) clearInterval(poll);
       schemaSub?.unsubscribe();
-      for (const s of sockets) s.close(1001, 'gateway shutting down');
-      await new Promise<void>((r) => wss.close(() => r()));
+      await closeSubscriptions();
       fanout.close();
       engine.close();
       await refreshing?.catch(() => {});

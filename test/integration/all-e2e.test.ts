@@ -3,6 +3,10 @@
  * queries and mutates Postgres directly and turns the daemon's JetStream events into
  * GraphQL subscriptions — never by polling.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../harness/ports.ts';
 import { startWalnatsAll, type WalnatsAll } from '../harness/walnats-all.ts';
@@ -117,5 +121,50 @@ describe('walnats all, stopping (SIGTERM) with subscribers connected', () => {
     await waitFor('both clients told', async () => closes.length === 2 || undefined, 5_000, 20);
     expect(closes).toEqual([1001, 1001]);
     await Promise.all(clients.map((c) => c.dispose()));
+  }, 60_000);
+
+  it('an HTTP request running when the stop comes finishes with the database (the pool closes after HTTP is drained)', async () => {
+    // A validator that takes 800 ms: the request asks the pool for a connection only after it.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'walnats-e2e-validators-'));
+    fs.writeFileSync(path.join(dir, 't.mjs'), 'export default { async insert(row) { await new Promise((r) => setTimeout(r, 800)); return row; } };\n');
+    const fourth = await startWalnatsAll({ db: 'e2e_drain', schemaSql: 'CREATE TABLE t (id int PRIMARY KEY)', adminSecret: 'e2e-secret', readyTimeoutMs: 30_000, env: { WALNATS_VALIDATORS_DIR: dir } });
+    try {
+      const request = fetch(`http://127.0.0.1:${fourth.handle.httpPort}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-walnats-admin-secret': 'e2e-secret' },
+        body: JSON.stringify({ query: 'mutation { insert_t_one(object: {id: 7}) { id } }' }),
+      }).then((r) => r.json());
+      await new Promise((r) => setTimeout(r, 200));
+      const stopped = fourth.handle.stop();
+      expect(await request).toEqual({ data: { insert_t_one: { id: 7 } } });
+      await stopped;
+    } finally {
+      await fourth.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('a client that never answers the close handshake is cut off after a short grace, not after ws\'s 30 s', async () => {
+    const third = await startWalnatsAll({ db: 'e2e_stuck', schemaSql: 'CREATE TABLE t (id int PRIMARY KEY)', adminSecret: 'e2e-secret', readyTimeoutMs: 30_000 });
+    try {
+      const raw = net.connect(third.handle.httpPort!, '127.0.0.1');
+      const ended = new Promise<void>((r) => raw.once('close', () => r()));
+      await new Promise<void>((resolve) => {
+        raw.once('data', () => resolve()); // the 101; after it this client writes nothing
+        raw.write(
+          'GET /graphql HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\n' +
+            'sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-protocol: graphql-transport-ws\r\n\r\n',
+        );
+      });
+      raw.on('data', () => {}); // reads what comes (the server's close frame) and answers nothing
+      const outcome = await Promise.race([
+        third.handle.stop().then(() => 'stopped'),
+        new Promise((r) => setTimeout(() => r('still running after 15 s'), 15_000)),
+      ]);
+      expect(outcome).toBe('stopped');
+      await ended; // the server cut it off
+    } finally {
+      await third.stop();
+    }
   }, 60_000);
 });
