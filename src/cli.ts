@@ -5,6 +5,7 @@
  *   0 done, 1 runtime failure, 2 bad usage or configuration.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -125,7 +126,7 @@ export interface CliIo {
   env: Record<string, string | undefined>;
   cwd: string;
   stdoutIsTTY: boolean;
-  /** Subscribes to SIGTERM/SIGINT; returns the unsubscribe. */
+  /** Subscribes to SIGTERM/SIGINT/SIGHUP; returns the unsubscribe. */
   onSignal(handler: (signal: NodeJS.Signals) => void): () => void;
   /** Immediate exit (second signal). */
   exit(code: number): never;
@@ -141,11 +142,13 @@ function processIo(): CliIo {
     cwd: process.cwd(),
     stdoutIsTTY: process.stdout.isTTY === true,
     onSignal(handler) {
-      process.on('SIGTERM', handler);
-      process.on('SIGINT', handler);
+      // SIGHUP too: a closed terminal or ssh session. Node's default would end the process
+      // without draining or confirming, and without its exit hooks (the demo's servers, which
+      // run in their own process groups and so get no hangup of their own, would stay).
+      const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+      for (const s of signals) process.on(s, handler);
       return () => {
-        process.off('SIGTERM', handler);
-        process.off('SIGINT', handler);
+        for (const s of signals) process.off(s, handler);
       };
     },
     exit: (code) => process.exit(code),
@@ -263,7 +266,7 @@ async function runUntilSignal(io: CliIo, start: () => Promise<RunHandle>): Promi
   const off = io.onSignal((signal) => {
     if (signalled) {
       io.stderr.write(`walnats: ${signal} again, exiting without draining\n`);
-      io.exit(signal === 'SIGINT' ? 130 : 143);
+      io.exit(128 + (os.constants.signals[signal] ?? 15));
     }
     signalled = true;
     io.stderr.write(`walnats: ${signal} received, shutting down (send it again to force)\n`);

@@ -78,6 +78,19 @@ describe('walnats demo', () => {
     fs.rmSync(tmp, { recursive: true, force: true });
   }, 120_000);
 
+  it('a hangup (the terminal or ssh session closed) stops it like Ctrl-C, servers included', async () => {
+    const d = await startDemo();
+    try {
+      process.kill(-d.child.pid!, 'SIGHUP'); // the whole foreground group, as a terminal does
+      expect(await d.exited).toBe(0);
+      expect(d.out()).toMatch(/SIGHUP received, shutting down/);
+      expect(await listening(d.pgPort)).toBe(false);
+      expect(await listening(d.natsPort)).toBe(false);
+    } finally {
+      if (d.child.exitCode === null) process.kill(-d.child.pid!, 'SIGKILL');
+    }
+  }, 120_000);
+
   it('a second signal exits at once and still takes its servers and their files with it', async () => {
     const d = await startDemo();
     const dirs = () => fs.readdirSync('/tmp').filter((n) => n.startsWith('walnats-pg-') || n.startsWith('walnats-nats-'));
