@@ -5,7 +5,7 @@
  * removes everything.
  */
 import { execFileSync } from 'node:child_process';
-import type { WalnatsConfig } from './config.ts';
+import { ConfigError, type WalnatsConfig } from './config.ts';
 import type { RunHandle } from './main.ts';
 import { startPostgres, findPgBinDir, type PgServer } from './local/postgres.ts';
 import { startNats, type NatsServer } from './local/nats.ts';
@@ -95,7 +95,7 @@ export async function runDemo(config: WalnatsConfig): Promise<RunHandle> {
       handle = await runAll(demoConfig);
     } catch (err) {
       // The gateway may be unavailable in this build: the CDC half is the demo's core.
-      if (!/gateway/i.test((err as Error).message)) throw err;
+      if (err instanceof ConfigError || !/gateway/i.test((err as Error).message)) throw err;
       handle = await runCdc(demoConfig);
     }
   } catch (err) {

@@ -90,12 +90,27 @@ export function serializeError(err: unknown, depth = 0): unknown {
   };
   for (const [k, v] of Object.entries(err)) {
     if (k in out || k === 'cause' || k === 'errors') continue;
-    out[k] = errorField(v, depth);
+    // A GraphQL error's extensions (its `code`) are what tells errors apart: kept, plain values only.
+    out[k] = k === 'extensions' && isPlainObject(v) ? plainValues(v) : errorField(v, depth);
   }
   const cause = (err as { cause?: unknown }).cause;
   if (cause !== undefined) out.cause = depth < MAX_ERROR_DEPTH ? (isErrorLike(cause) ? serializeError(cause, depth + 1) : errorField(cause, depth)) : '[…]';
   const errors = (err as { errors?: unknown }).errors;
   if (Array.isArray(errors)) out.errors = errors.slice(0, MAX_ERROR_ARRAY).map((e) => (depth < MAX_ERROR_DEPTH ? serializeError(e, depth + 1) : '[…]'));
+  return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (!v || typeof v !== 'object') return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+function plainValues(v: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v).slice(0, MAX_ERROR_ARRAY)) {
+    if (x === null || typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean') out[k] = x;
+  }
   return out;
 }
 

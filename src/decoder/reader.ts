@@ -43,7 +43,9 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  * also validates it.
  */
 const ASCII_FAST_MAX = 256;
-const latin1Slice = (Buffer.prototype as unknown as { latin1Slice(start: number, end: number): string }).latin1Slice;
+// Buffer's own Latin-1 slice (what buf.toString('latin1', s, e) calls, without its argument
+// checks); where a Node lacks it, short ASCII goes through TextDecoder like the rest.
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: (start: number, end: number) => string }).latin1Slice;
 
 export class Reader {
   private buf: Uint8Array = new Uint8Array(0);
@@ -177,7 +179,7 @@ export class Reader {
 
   private utf8(start: number, end: number, what: string): string {
     const b = this.buf;
-    if (end - start <= ASCII_FAST_MAX) {
+    if (latin1Slice && end - start <= ASCII_FAST_MAX) {
       let i = start;
       while (i < end && b[i] < 0x80) i++;
       if (i === end) return latin1Slice.call(b, start, end);

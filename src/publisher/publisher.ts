@@ -81,7 +81,11 @@ export interface Publisher {
   readonly error: Error | undefined;
   /** Resolves (never rejects) with the first failure. */
   readonly failed: Promise<Error>;
-  /** Stops: unsubscribes, abandons outstanding acks, rejects `whenRoom`/`flush` waiters. */
+  /**
+   * Stops: unsubscribes, abandons outstanding acks and the newest event if it is still held
+   * back for the end of its burst (flush() first to have everything sent stored), rejects
+   * `whenRoom`/`flush` waiters.
+   */
   close(): Promise<void>;
 }
 

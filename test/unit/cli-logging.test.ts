@@ -71,6 +71,16 @@ describe('errors in log lines', () => {
     expect(entry.err.stack).toMatch(/^Error: terminating connection/);
   });
 
+  it('keep a GraphQL error\'s extensions (its code), plain values only', () => {
+    const c = capture();
+    const log = createLogger({ logLevel: 'info', logPretty: false }, { destination: c.destination });
+    const err = Object.assign(new Error('nope'), { extensions: { code: 'permission-error', http: { status: 403 }, n: 1 }, path: ['orders', 0] });
+    log.warn({ err }, 'x');
+    const entry = JSON.parse(c.lines[0]);
+    expect(entry.err.extensions).toEqual({ code: 'permission-error', n: 1 });
+    expect(entry.err.path).toEqual(['orders', 0]);
+  });
+
   it('follow AggregateError errors and stop at cycles', () => {
     const c = capture();
     const log = createLogger({ logLevel: 'info', logPretty: false }, { destination: c.destination });
