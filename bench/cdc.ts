@@ -108,7 +108,7 @@ async function sampleMessage(nc: NatsConnection, stream: string, seq: number): P
  * walnats's, the way walnats publishes (so that it stays a ceiling): the header block written
  * as bytes (no `MsgHdrs`), `Nats-Expected-Last-Sequence` on each, pipelined with the same
  * window, and an ack asked for by every 128th message and the last (sparse acks; the chain of
- * expected sequences makes an ack cover all before it). No decoding, no JSON, no envelope.
+ * expected sequences and msg ids makes an ack cover all before it). No decoding, no JSON, no envelope.
  */
 export async function rawPublishCeiling(nc: NatsConnection, sample: SampleMessage, n: number, window = 4096): Promise<{ ms: number; rate: number }> {
   const jsm = await jetstreamManager(nc);
@@ -131,6 +131,7 @@ export async function rawPublishCeiling(nc: NatsConnection, sample: SampleMessag
       const s = new TextDecoder().decode(m.data);
       if (s.includes('"error"')) {
         failed = new Error(`raw publish refused: ${s}`);
+        wake?.();
         done();
         return;
       }
@@ -146,14 +147,15 @@ export async function rawPublishCeiling(nc: NatsConnection, sample: SampleMessag
       }
     },
   });
-  const rest = sample.headers.filter(([k]) => k !== 'Nats-Msg-Id' && k !== 'Nats-Expected-Last-Sequence' && k !== 'Nats-Expected-Stream');
+  const rest = sample.headers.filter(([k]) => !['Nats-Msg-Id', 'Nats-Expected-Last-Sequence', 'Nats-Expected-Stream', 'Nats-Expected-Last-Msg-Id'].includes(k));
   const fixed = rest.map(([k, v]) => `\r\n${k}: ${v}`).join('') + `\r\nNats-Expected-Stream: ${stream}`;
   const t0 = nowMs();
   while (sent < n && !failed) {
     while (sent < n && sent - acked < window) {
-      const text = `NATS/1.0\r\nNats-Msg-Id: ${tag}:${sent}${fixed}\r\nNats-Expected-Last-Sequence: ${sent}\r\n\r\n`;
+      const chain = sent > 0 ? `\r\nNats-Expected-Last-Msg-Id: ${tag}:${sent - 1}` : '';
+      const text = `NATS/1.0\r\nNats-Msg-Id: ${tag}:${sent}${fixed}\r\nNats-Expected-Last-Sequence: ${sent}${chain}\r\n\r\n`;
       const headers = { encode: () => Buffer.from(text, 'utf8') } as unknown as ReturnType<typeof natsHeaders>;
-      const ask = sent === n - 1 || sent % ackEvery === ackEvery - 1 || sent + 1 - acked >= window;
+      const ask = sent === 0 || sent === n - 1 || sent % ackEvery === ackEvery - 1 || sent + 1 - acked >= window;
       nc.publish(subject, sample.data, ask ? { reply: `${inbox}.${sent}`, headers } : { headers });
       sent++;
     }
