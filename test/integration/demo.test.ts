@@ -34,6 +34,14 @@ async function startDemo() {
   return { child, exited, out: () => out, pgPort, natsPort };
 }
 
+/** Sends `signal` to the demo's whole process group, as a terminal does: it exits 0, its servers gone. */
+async function stopsCleanly(d: Awaited<ReturnType<typeof startDemo>>, signal: NodeJS.Signals): Promise<void> {
+  process.kill(-d.child.pid!, signal);
+  expect(await d.exited).toBe(0);
+  expect(await listening(d.pgPort)).toBe(false);
+  expect(await listening(d.natsPort)).toBe(false);
+}
+
 describe('walnats demo', () => {
   it('Ctrl-C in a terminal (SIGINT to the whole process group) stops walnats before its servers: no connection warnings, nothing left running', async () => {
     const d = await startDemo();
@@ -44,13 +52,10 @@ describe('walnats demo', () => {
       expect(d.out()).toMatch(/^\d\d:\d\d:\d\d WARN  GATEWAY IS OPEN/m);
       expect(d.out()).not.toMatch(/"level":/);
       const mark = d.out().length; // the open gateway's warning at start is expected
-      process.kill(-d.child.pid!, 'SIGINT');
-      expect(await d.exited).toBe(0);
+      await stopsCleanly(d, 'SIGINT');
       expect(d.out()).toMatch(/walnats demo: stopped, temporary servers removed\./);
       // Postgres used to get the same SIGINT and shut down under the running gateway and daemon.
       expect(d.out().slice(mark)).not.toMatch(/idle Postgres connection failed|terminating connection|"level":"(warn|error)"|\b(WARN|ERROR)\b/);
-      expect(await listening(d.pgPort)).toBe(false);
-      expect(await listening(d.natsPort)).toBe(false);
     } finally {
       if (d.child.exitCode === null) process.kill(-d.child.pid!, 'SIGKILL');
     }
@@ -81,11 +86,8 @@ describe('walnats demo', () => {
   it('a hangup (the terminal or ssh session closed) stops it like Ctrl-C, servers included', async () => {
     const d = await startDemo();
     try {
-      process.kill(-d.child.pid!, 'SIGHUP'); // the whole foreground group, as a terminal does
-      expect(await d.exited).toBe(0);
+      await stopsCleanly(d, 'SIGHUP');
       expect(d.out()).toMatch(/SIGHUP received, shutting down/);
-      expect(await listening(d.pgPort)).toBe(false);
-      expect(await listening(d.natsPort)).toBe(false);
     } finally {
       if (d.child.exitCode === null) process.kill(-d.child.pid!, 'SIGKILL');
     }
