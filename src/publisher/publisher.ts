@@ -120,7 +120,6 @@ function ackText(data: Uint8Array): string {
 const EXPECTED_STREAM = 'Nats-Expected-Stream';
 const EXPECTED_LAST_SEQ = 'Nats-Expected-Last-Sequence';
 const EXPECTED_LAST_MSG_ID = 'Nats-Expected-Last-Msg-Id';
-const MSG_ID = 'Nats-Msg-Id';
 
 /** Header names seen to be valid (printable ASCII but ':'); walnats uses a handful. */
 const validNames = new Set<string>([EXPECTED_STREAM, EXPECTED_LAST_SEQ, EXPECTED_LAST_MSG_ID]);
@@ -196,12 +195,6 @@ function slowHeaders(pairs: ReadonlyArray<readonly [string, string]>, streamLine
   return h;
 }
 
-/** The `Nats-Msg-Id` an event is stored under (what JetStream then reports as the stream's last). */
-function msgIdHeader(pairs: ReadonlyArray<readonly [string, string]>): string | undefined {
-  let id: string | undefined;
-  for (let i = 0; i < pairs.length; i++) if (pairs[i][0] === MSG_ID) id = pairs[i][1]; // the last one wins, as with MsgHdrs.set
-  return id;
-}
 
 export function createPublisher(nc: NatsConnection, options: PublisherOptions): Publisher {
   const stream = options.stream;
@@ -481,7 +474,7 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
       : new PublishError('publisher is closed');
   }
 
-  /** Nats-Msg-Id of the previous event sent (undefined: none, or it had none: then no check). */
+  /** Nats-Msg-Id of the previous event sent. */
   let prevMsgId: string | undefined;
   /** The newest event, not written yet (sparse acks only). */
   let held: { ev: OutboundEvent; headers: MsgHdrs; index: number } | undefined;
@@ -522,9 +515,8 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions): 
       // event's Nats-Msg-Id as the stream's last: the sequence alone cannot tell this
       // publisher's event from another writer's, and with sparse acks a foreign message plus
       // one event refused in silence would otherwise leave the sequences matching again.
-      const id = base !== undefined ? msgIdHeader(ev.headers) : undefined;
-      const h = headerBlock(ev.headers, streamLine, base !== undefined ? String(base + index) : undefined, index > 0 ? prevMsgId : undefined);
-      prevMsgId = id;
+      const h = headerBlock(ev.headers, streamLine, base !== undefined ? String(base + index) : undefined, base !== undefined && index > 0 ? prevMsgId : undefined);
+      prevMsgId = ev.msgId; // what the event's Nats-Msg-Id header says (OutboundEvent)
       if (sent === acked) lastProgress = performance.now();
       if (!sparse) {
         const e = write(ev, h, index, true);
