@@ -100,6 +100,11 @@ export function serializeError(err: unknown, depth = 0): unknown {
   return out;
 }
 
+/** null, a string, a number or a boolean: written as it is. */
+function isPlainValue(v: unknown): boolean {
+  return v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
+}
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (!v || typeof v !== 'object') return false;
   const proto = Object.getPrototypeOf(v);
@@ -109,16 +114,16 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 function plainValues(v: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v).slice(0, MAX_ERROR_ARRAY)) {
-    if (x === null || typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean') out[k] = x;
+    if (isPlainValue(x)) out[k] = x;
   }
   return out;
 }
 
 function errorField(v: unknown, depth: number): unknown {
-  if (v === null || v === undefined || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return v;
+  if (v === undefined || isPlainValue(v)) return v;
   if (typeof v === 'bigint') return String(v);
   if (isErrorLike(v)) return depth < MAX_ERROR_DEPTH ? serializeError(v, depth + 1) : '[…]';
-  if (Array.isArray(v) && v.length <= MAX_ERROR_ARRAY && v.every((x) => x === null || ['string', 'number', 'boolean'].includes(typeof x))) return v;
+  if (Array.isArray(v) && v.length <= MAX_ERROR_ARRAY && v.every(isPlainValue)) return v;
   if (typeof v === 'function') return undefined;
   const name = (v as { constructor?: { name?: string } }).constructor?.name;
   return `[${name && name !== 'Object' ? name : Array.isArray(v) ? 'Array' : 'object'}]`;
