@@ -8,7 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, waitFor } from './ports.ts';
-import { onProcessExit } from './owned-child.ts';
+import { removeOnExit } from './owned-child.ts';
 
 export interface NatsServer {
   readonly port: number;
@@ -101,12 +101,7 @@ export async function startNats(extraArgs: string[] = [], opts: StartNatsOptions
       fs.rmSync(storeDir, { recursive: true, force: true });
     },
   };
-  const forget = opts.ownProcessGroup
-    ? onProcessExit(() => {
-        if (child && child.exitCode === null) child.kill('SIGKILL');
-        fs.rmSync(storeDir, { recursive: true, force: true });
-      })
-    : () => {};
+  const forget = removeOnExit(opts.ownProcessGroup, () => child, 'SIGKILL', storeDir);
   await server.start();
   return server;
 }

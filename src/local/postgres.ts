@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { freePort, waitFor } from './ports.ts';
-import { onProcessExit } from './owned-child.ts';
+import { removeOnExit } from './owned-child.ts';
 
 export interface PgServerOptions {
   /** Extra `-c name=value` settings. */
@@ -167,12 +167,7 @@ export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServe
     },
   };
   // Exiting first: immediate shutdown (SIGQUIT; the postmaster takes its backends down), files removed.
-  const forget = opts.ownProcessGroup
-    ? onProcessExit(() => {
-        if (child && child.exitCode === null) child.kill('SIGQUIT');
-        fs.rmSync(base, { recursive: true, force: true });
-      })
-    : () => {};
+  const forget = removeOnExit(opts.ownProcessGroup, () => child, 'SIGQUIT', base);
   await server.start();
   return server;
 }
